@@ -1,0 +1,10 @@
+// Each subcommand lives in its own file and adds itself to the CLI app through one function.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace pi0::cli {
+
+void add_inspect(CLI::App& app);
+void add_make_checkpoint(CLI::App& app);
+
+}  // namespace pi0::cli

@@ -1,0 +1,32 @@
+// pi0: the command-line tool. `pi0 --help` lists the subcommands; each has its own --help.
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+#include "pi0/error.h"
+#include "pi0/threads.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "pi0.cpp: C++ inference for Physical Intelligence's pi0 / pi0.5 vision-language-action policies.\n"
+      "Loads openpi PyTorch (or LeRobot) checkpoints: a directory with config.json and model.safetensors."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "pi0.cpp 0.1.0");
+  int threads = 0;
+  app.add_option("--threads", threads, "worker threads for every heavy op (default: all cores)")->check(CLI::NonNegativeNumber);
+  pi0::cli::add_inspect(app);
+  pi0::cli::add_make_checkpoint(app);
+  app.parse_complete_callback([&] { pi0::set_num_threads(threads); });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const pi0::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
