@@ -11,10 +11,10 @@
 
 namespace pi0 {
 
-enum class DType : uint8_t { F32, BF16, F16, I32, I64, U8, BOOL };
+enum class DType : uint8_t { F32, BF16, F16, F64, I32, I64, U8, BOOL };
 
 size_t dtype_size(DType t);
-// safetensors spelling: "F32", "BF16", "F16", "I32", "I64", "U8", "BOOL".
+// safetensors spelling: "F32", "BF16", "F16", "F64", "I32", "I64", "U8", "BOOL".
 const char* dtype_name(DType t);
 std::optional<DType> dtype_from_name(std::string_view name);
 bool is_float(DType t);
@@ -55,7 +55,7 @@ class Tensor {
   template <class T> const T* data() const { check_type(sizeof(T)); return static_cast<const T*>(data_); }
   template <class T> T* data_mut() { check_type(sizeof(T)); return static_cast<T*>(raw_mut()); }
 
-  // Element i of a float tensor (F32/BF16/F16) as f32.
+  // Element i as f32 (any dtype).
   float get_f32(int64_t i) const;
   // Copy converted to `dtype` (float <-> float with RNE; integers widened/narrowed as C++ does).
   Tensor to(DType dtype) const;

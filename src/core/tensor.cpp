@@ -12,7 +12,7 @@ size_t dtype_size(DType t) {
   switch (t) {
     case DType::F32: case DType::I32: return 4;
     case DType::BF16: case DType::F16: return 2;
-    case DType::I64: return 8;
+    case DType::I64: case DType::F64: return 8;
     case DType::U8: case DType::BOOL: return 1;
   }
   return 0;
@@ -23,6 +23,7 @@ const char* dtype_name(DType t) {
     case DType::F32: return "F32";
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
+    case DType::F64: return "F64";
     case DType::I32: return "I32";
     case DType::I64: return "I64";
     case DType::U8: return "U8";
@@ -32,12 +33,12 @@ const char* dtype_name(DType t) {
 }
 
 std::optional<DType> dtype_from_name(std::string_view n) {
-  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::I32, DType::I64, DType::U8, DType::BOOL})
+  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::F64, DType::I32, DType::I64, DType::U8, DType::BOOL})
     if (n == dtype_name(t)) return t;
   return std::nullopt;
 }
 
-bool is_float(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+bool is_float(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16 || t == DType::F64; }
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
@@ -137,6 +138,7 @@ float Tensor::get_f32(int64_t i) const {
     case DType::F32: { float v; std::memcpy(&v, p + 4 * i, 4); return v; }
     case DType::BF16: { uint16_t v; std::memcpy(&v, p + 2 * i, 2); return bf16_to_f32(v); }
     case DType::F16: { uint16_t v; std::memcpy(&v, p + 2 * i, 2); return f16_to_f32(v); }
+    case DType::F64: { double v; std::memcpy(&v, p + 8 * i, 8); return static_cast<float>(v); }
     case DType::I32: { int32_t v; std::memcpy(&v, p + 4 * i, 4); return static_cast<float>(v); }
     case DType::I64: { int64_t v; std::memcpy(&v, p + 8 * i, 8); return static_cast<float>(v); }
     case DType::U8: case DType::BOOL: return static_cast<float>(static_cast<const uint8_t*>(data_)[i]);
@@ -168,12 +170,14 @@ Tensor Tensor::to(DType dtype) const {
     switch (dtype_) {
       case DType::I32: { int32_t x; std::memcpy(&x, in + 4 * i, 4); v = x; break; }
       case DType::I64: { int64_t x; std::memcpy(&x, in + 8 * i, 8); v = static_cast<double>(x); break; }
+      case DType::F64: std::memcpy(&v, in + 8 * i, 8); break;
       default: v = get_f32(i);
     }
     switch (dtype) {
       case DType::F32: { float f = static_cast<float>(v); std::memcpy(out + 4 * i, &f, 4); break; }
       case DType::BF16: { uint16_t h = f32_to_bf16(static_cast<float>(v)); std::memcpy(out + 2 * i, &h, 2); break; }
       case DType::F16: { uint16_t h = f32_to_f16(static_cast<float>(v)); std::memcpy(out + 2 * i, &h, 2); break; }
+      case DType::F64: std::memcpy(out + 8 * i, &v, 8); break;
       case DType::I32: { int32_t x = static_cast<int32_t>(v); std::memcpy(out + 4 * i, &x, 4); break; }
       case DType::I64: { int64_t x = static_cast<int64_t>(v); std::memcpy(out + 8 * i, &x, 8); break; }
       case DType::U8: out[i] = static_cast<char>(static_cast<uint8_t>(v)); break;

@@ -138,7 +138,7 @@ Checkpoint open_checkpoint(const std::string& dir, const OpenOptions& opt) {
       problems.push_back("tensor " + it->first + " has shape " + shape_str(e.shape) + ", expected " + shape_str(spec.shape));
       continue;
     }
-    if (!is_float(e.dtype)) {
+    if (e.dtype != DType::F32 && e.dtype != DType::BF16 && e.dtype != DType::F16) {
       problems.push_back("tensor " + it->first + " has dtype " + dtype_name(e.dtype) + ", expected F32, BF16 or F16");
       continue;
     }

@@ -95,7 +95,7 @@ void SafeTensorsFile::parse_header() {
     e.name = name;
     if (!v.contains("dtype") || !v["dtype"].is_string()) bad(path_, "missing or non-string dtype", name, "dtype");
     auto dt = dtype_from_name(v["dtype"].get<std::string>());
-    if (!dt) bad(path_, "unknown dtype", name, "dtype", "one of F32 BF16 F16 I32 I64 U8 BOOL", v["dtype"].get<std::string>());
+    if (!dt) bad(path_, "unknown dtype", name, "dtype", "one of F32 BF16 F16 F64 I32 I64 U8 BOOL", v["dtype"].get<std::string>());
     e.dtype = *dt;
     if (!v.contains("shape") || !v["shape"].is_array()) bad(path_, "missing or non-array shape", name, "shape");
     for (const auto& d : v["shape"]) {
