@@ -6,5 +6,6 @@ namespace pi0::cli {
 
 void add_inspect(CLI::App& app);
 void add_make_checkpoint(CLI::App& app);
+void add_replay(CLI::App& app);
 
 }  // namespace pi0::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "worker threads for every heavy op (default: all cores)")->check(CLI::NonNegativeNumber);
   pi0::cli::add_inspect(app);
   pi0::cli::add_make_checkpoint(app);
+  pi0::cli::add_replay(app);
   app.parse_complete_callback([&] { pi0::set_num_threads(threads); });
   try {
     app.parse(argc, argv);

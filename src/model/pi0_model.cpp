@@ -1,0 +1,338 @@
+#include "model/pi0_model.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/random.h"
+#include "model/embed.h"
+#include "model/transformer.h"
+#include "model/vision.h"
+#include "model/weights.h"
+#include "pi0/error.h"
+
+namespace pi0 {
+
+namespace {
+
+// All activations of one call, sized once per batch size and reused by later calls.
+struct Workspace {
+  int64_t batch = 0;
+  VisionScratch vision;
+  Buf image_emb, prefix_x, prefix_out, suffix_x, suffix_out, cond, state, x_t, vel;
+  SuffixScratch suffix;
+  KVStore kv;
+  SequenceLayout layout;
+  Stream vlm, expert;
+};
+
+Tensor tensor_of(const Mat& m, Shape shape) {
+  Tensor t = Tensor::zeros(DType::F32, std::move(shape));
+  float* d = t.data_mut<float>();
+  for (int64_t r = 0; r < m.rows; ++r) std::memcpy(d + r * m.cols, m.row(r), sizeof(float) * m.cols);
+  return t;
+}
+
+[[noreturn]] void bad_input(const std::string& name, const std::string& msg, const std::string& expected,
+                            const std::string& got) {
+  throw Error({.message = msg, .tensor = name, .expected = expected, .got = got});
+}
+
+void expect_tensor(const Tensor& t, const std::string& name, std::initializer_list<DType> dtypes, const Shape& shape) {
+  if (!t.defined() || t.raw() == nullptr) bad_input(name, "input is missing", shape_str(shape), "nothing");
+  bool ok = false;
+  std::string names;
+  for (DType d : dtypes) { ok = ok || t.dtype() == d; names += (names.empty() ? "" : " or ") + std::string(dtype_name(d)); }
+  if (!ok) bad_input(name, "input has the wrong dtype", names, dtype_name(t.dtype()));
+  if (t.shape() != shape) bad_input(name, "input has the wrong shape", shape_str(shape), shape_str(t.shape()));
+}
+
+uint8_t flag(const Tensor& t, int64_t i) { return static_cast<const uint8_t*>(t.raw())[i] ? 1 : 0; }
+
+}  // namespace
+
+struct Pi0Model::Impl {
+  Checkpoint ck;
+  std::unique_ptr<Backend> backend;
+  ModelWeights w;
+  uint64_t base_seed = 0;
+  mutable std::atomic<uint64_t> calls{0};
+  mutable std::mutex pool_mu;
+  mutable std::vector<std::unique_ptr<Workspace>> pool;
+
+  const ModelConfig& cfg() const { return ck.config; }
+
+  std::unique_ptr<Workspace> acquire(int64_t B) const {
+    {
+      std::lock_guard<std::mutex> lk(pool_mu);
+      for (auto it = pool.begin(); it != pool.end(); ++it)
+        if ((*it)->batch == B) {
+          auto ws = std::move(*it);
+          pool.erase(it);
+          return ws;
+        }
+    }
+    auto ws = std::make_unique<Workspace>();
+    ws->batch = B;
+    return ws;
+  }
+  void release(std::unique_ptr<Workspace> ws) const {
+    std::lock_guard<std::mutex> lk(pool_mu);
+    if (pool.size() < 8) pool.push_back(std::move(ws));
+  }
+
+  void validate(const ModelInputs& in, bool need_state) const {
+    const ModelConfig& c = cfg();
+    if (!in.tokens.defined() || in.tokens.ndim() != 2)
+      bad_input("tokens", "input is missing or not 2-D", "[B, " + std::to_string(c.max_token_len) + "]",
+                in.tokens.defined() ? shape_str(in.tokens.shape()) : "nothing");
+    const int64_t B = in.tokens.dim(0);
+    if (B < 1) bad_input("tokens", "batch is empty", "B >= 1", "0");
+    expect_tensor(in.tokens, "tokens", {DType::I32}, {B, c.max_token_len});
+    expect_tensor(in.token_mask, "token_mask", {DType::U8, DType::BOOL}, {B, c.max_token_len});
+    const int32_t* tok = in.tokens.data<int32_t>();
+    for (int64_t i = 0; i < B * c.max_token_len; ++i)
+      if (tok[i] < 0 || tok[i] >= c.vlm.vocab_size)
+        bad_input("tokens", "token id outside the vocabulary", "0 <= id < " + std::to_string(c.vlm.vocab_size),
+                  std::to_string(tok[i]));
+    if (in.images.size() != c.cameras.size() || in.image_masks.size() != c.cameras.size())
+      bad_input("image", "one image and one mask per camera are needed", std::to_string(c.cameras.size()) + " cameras",
+                std::to_string(in.images.size()) + " images, " + std::to_string(in.image_masks.size()) + " masks");
+    for (size_t k = 0; k < c.cameras.size(); ++k) {
+      expect_tensor(in.images[k], "image." + c.cameras[k], {DType::F32},
+                    {B, c.image_channels, c.image_height, c.image_width});
+      expect_tensor(in.image_masks[k], "image_mask." + c.cameras[k], {DType::U8, DType::BOOL}, {B});
+    }
+    if (need_state) expect_tensor(in.state, "state", {DType::F32}, {B, c.action_dim});
+    if (in.noise.defined() && in.noise.raw())
+      expect_tensor(in.noise, "noise", {DType::F32}, {B, c.action_horizon, c.action_dim});
+  }
+
+  // Prefix: SigLIP per camera, then the scaled text embedding; fills layout and prefix_x.
+  void embed_prefix(const ModelInputs& in, Workspace& ws, const Observer& obs) const {
+    const ModelConfig& c = cfg();
+    const int64_t B = ws.batch, P = c.prefix_len(), S = c.suffix_len(), D = c.vlm.width, Np = c.tokens_per_image();
+    const int64_t L = c.max_token_len, ncam = static_cast<int64_t>(c.cameras.size());
+    Backend& be = *backend;
+    std::vector<uint8_t> prefix_valid(static_cast<size_t>(B * P));
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t k = 0; k < ncam; ++k)
+        for (int64_t n = 0; n < Np; ++n) prefix_valid[b * P + k * Np + n] = flag(in.image_masks[k], b);
+      for (int64_t t = 0; t < L; ++t) prefix_valid[b * P + ncam * Np + t] = flag(in.token_mask, b * L + t);
+    }
+    build_layout(c, B, prefix_valid, ws.layout);
+    ws.kv.resize(c.vlm.depth, B, P + S, int64_t{c.vlm.num_kv_heads} * c.vlm.head_dim);
+
+    Mat x = ws.prefix_x.mat(B * P, D);
+    Mat emb = ws.image_emb.mat(B * Np, D);
+    for (int64_t k = 0; k < ncam; ++k) {
+      bool any = false;
+      for (int64_t b = 0; b < B; ++b) any = any || flag(in.image_masks[k], b);
+      if (!any && !obs) {
+        // A camera masked in every row changes nothing valid: skip its tower, keep its rows finite.
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t n = 0; n < Np; ++n) std::memset(x.row(b * P + k * Np + n), 0, sizeof(float) * D);
+        continue;
+      }
+      std::function<void(int, const Mat&)> on_layer;
+      if (obs)
+        on_layer = [&](int l, const Mat& m) {
+          obs("vision." + c.cameras[k] + ".layer." + std::to_string(l), tensor_of(m, {B, Np, m.cols}));
+        };
+      run_vision(be, c, w.vision, in.images[k], ws.vision, emb, on_layer);
+      if (obs) obs("image_emb." + c.cameras[k], tensor_of(emb, {B, Np, D}));
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t n = 0; n < Np; ++n) std::memcpy(x.row(b * P + k * Np + n), emb.row(b * Np + n), sizeof(float) * D);
+    }
+    const float scale = static_cast<float>(std::sqrt(static_cast<double>(D)));
+    const int32_t* tok = in.tokens.data<int32_t>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < L; ++t) {
+        float* row = x.row(b * P + ncam * Np + t);
+        const int64_t base = static_cast<int64_t>(tok[b * L + t]) * D;
+        for (int64_t d = 0; d < D; ++d) row[d] = w.embedding.get_f32(base + d) * scale;
+      }
+    if (obs) {
+      obs("prefix_emb", tensor_of(x, {B, P, D}));
+      Tensor pm = Tensor::zeros(DType::U8, {B, P}), pp = Tensor::zeros(DType::I32, {B, P});
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t i = 0; i < P; ++i) {
+          pm.data_mut<uint8_t>()[b * P + i] = ws.layout.valid[b * (P + S) + i];
+          pp.data_mut<int32_t>()[b * P + i] = ws.layout.position[b * (P + S) + i];
+        }
+      obs("prefix_pad_mask", pm);
+      obs("prefix_positions", pp);
+    }
+  }
+
+  void setup_streams(Workspace& ws) const {
+    const ModelConfig& c = cfg();
+    const int64_t B = ws.batch, P = c.prefix_len(), S = c.suffix_len();
+    ws.vlm.weights = &w.vlm;
+    ws.vlm.config = &c.vlm;
+    ws.vlm.tokens = P;
+    ws.vlm.offset = 0;
+    ws.vlm.x = ws.prefix_x.mat(B * P, c.vlm.width);
+    ws.expert.weights = &w.expert;
+    ws.expert.config = &c.expert;
+    ws.expert.tokens = S;
+    ws.expert.offset = P;
+    ws.expert.x = ws.suffix_x.mat(B * S, c.expert.width);
+    ws.expert.cond = c.pi05 ? ws.cond.mat(B, c.expert.width) : Mat{};
+  }
+
+  // The velocity of the last H suffix outputs (the π0 state token is dropped).
+  void velocity(Workspace& ws, const Mat& v) const {
+    const ModelConfig& c = cfg();
+    const int64_t B = ws.batch, S = c.suffix_len(), H = c.action_horizon;
+    Mat out = ws.suffix_out.mat(B * S, c.expert.width);
+    final_norm(*backend, ws.expert, B, out);
+    for (int64_t b = 0; b < B; ++b)
+      backend->linear(out.rows_view(b * S + (S - H), H), *w.heads.action_out, v.rows_view(b * H, H));
+  }
+
+  Mat state_mat(const ModelInputs& in, Workspace& ws) const {
+    const int64_t B = ws.batch, A = cfg().action_dim;
+    Mat st = ws.state.mat(B, A);
+    if (in.state.defined() && in.state.raw() && in.state.shape() == Shape{B, A})
+      std::memcpy(st.data, in.state.data<float>(), sizeof(float) * B * A);
+    else
+      std::memset(st.data, 0, sizeof(float) * B * A);  // π0.5 ignores the state input
+    return st;
+  }
+};
+
+Pi0Model::Pi0Model(Checkpoint checkpoint, std::unique_ptr<Backend> backend) : impl_(std::make_unique<Impl>()) {
+  impl_->ck = std::move(checkpoint);
+  impl_->backend = std::move(backend);
+  impl_->w = prepare_weights(impl_->ck, *impl_->backend);
+  impl_->base_seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+}
+
+Pi0Model::~Pi0Model() = default;
+
+std::unique_ptr<Pi0Model> Pi0Model::load(const std::string& dir, const std::string& backend) {
+  auto be = make_backend(backend);
+  return std::make_unique<Pi0Model>(open_checkpoint(dir, {.populate = true}), std::move(be));
+}
+
+const ModelConfig& Pi0Model::config() const { return impl_->cfg(); }
+const Backend& Pi0Model::backend() const { return *impl_->backend; }
+
+Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt) const {
+  const Impl& m = *impl_;
+  const ModelConfig& c = m.cfg();
+  m.validate(in, !c.pi05);
+  const int num_steps = opt.num_steps > 0 ? opt.num_steps : c.num_steps;
+  const int64_t B = in.batch(), P = c.prefix_len(), S = c.suffix_len(), H = c.action_horizon, A = c.action_dim;
+  const Observer& obs = opt.observer;
+  auto ws_owner = m.acquire(B);
+  Workspace& ws = *ws_owner;
+  Backend& be = *m.backend;
+
+  // Prefix pass, once: fills every layer's K/V for the prefix rows of the key sequence.
+  m.embed_prefix(in, ws, obs);
+  m.setup_streams(ws);
+  ws.vlm.skip_last_tail = !obs;  // only the K/V of the last layer matter for sampling
+  LayerCallback on_layer;
+  if (obs)
+    on_layer = [&](const Stream& s, int l) {
+      obs((s.offset == 0 ? "prefix.layer." : "suffix_t1.layer.") + std::to_string(l),
+          tensor_of(s.x, {B, s.tokens, s.x.cols}));
+    };
+  run_transformer(be, {&ws.vlm}, ws.kv, ws.layout, B, P, c.attention_mask_value, on_layer);
+  if (obs) {
+    Mat out = ws.prefix_out.mat(B * P, c.vlm.width);
+    final_norm(be, ws.vlm, B, out);
+    obs("prefix_out", tensor_of(out, {B, P, c.vlm.width}));
+  }
+
+  // Euler steps from t = 1 (noise) towards t = 0 (actions); the suffix never writes the prefix K/V.
+  Mat x = ws.x_t.mat(B * H, A), v = ws.vel.mat(B * H, A);
+  if (in.noise.defined() && in.noise.raw()) {
+    std::memcpy(x.data, in.noise.data<float>(), sizeof(float) * B * H * A);
+  } else {
+    const uint64_t seed = opt.seed ? *opt.seed : m.base_seed + m.calls.fetch_add(1);
+    for (int64_t i = 0; i < B * H * A; ++i) x.data[i] = normal_at(seed, 0, static_cast<uint64_t>(i));
+  }
+  Mat state = m.state_mat(in, ws);
+  const float dt = -1.0f / static_cast<float>(num_steps);
+  float t = 1.0f;
+  std::vector<float> times, tb(static_cast<size_t>(B));
+  for (int step = 0; t >= -dt / 2 && step <= 2 * num_steps; ++step) {
+    times.push_back(t);
+    std::fill(tb.begin(), tb.end(), t);
+    Mat suffix = ws.suffix_x.mat(B * S, c.expert.width);
+    embed_suffix(be, c, m.w.heads, state, x, tb.data(), ws.suffix, suffix, ws.expert.cond);
+    const bool first = step == 0 && obs;
+    if (first) {
+      obs("time_emb_t1", tensor_of(ws.suffix.temb.mat(B, c.time_dim), {B, c.time_dim}));
+      obs("suffix_emb", tensor_of(suffix, {B, S, c.expert.width}));
+      if (c.pi05) obs("adarms_cond_t1", tensor_of(ws.expert.cond, {B, c.expert.width}));
+    }
+    run_transformer(be, {&ws.expert}, ws.kv, ws.layout, B, P + S, c.attention_mask_value,
+                    first ? on_layer : LayerCallback{});
+    m.velocity(ws, v);
+    if (first) obs("velocity_t1", tensor_of(v, {B, H, A}));
+    for (int64_t i = 0; i < B * H * A; ++i) x.data[i] += dt * v.data[i];
+    t += dt;
+  }
+  Tensor actions = tensor_of(x, {B, H, A});
+  if (obs) {
+    obs("sample_times", Tensor::from_f32(times, {static_cast<int64_t>(times.size())}));
+    obs("actions", actions);
+  }
+  m.release(std::move(ws_owner));
+  return actions;
+}
+
+TrainOutputs Pi0Model::forward_training(const ModelInputs& in, const Tensor& actions, const Tensor& time,
+                                        const Observer& obs) const {
+  const Impl& m = *impl_;
+  const ModelConfig& c = m.cfg();
+  m.validate(in, !c.pi05);
+  const int64_t B = in.batch(), P = c.prefix_len(), S = c.suffix_len(), H = c.action_horizon, A = c.action_dim;
+  expect_tensor(in.noise, "noise", {DType::F32}, {B, H, A});
+  expect_tensor(actions, "actions", {DType::F32}, {B, H, A});
+  expect_tensor(time, "time", {DType::F32}, {B});
+  auto ws_owner = m.acquire(B);
+  Workspace& ws = *ws_owner;
+  Backend& be = *m.backend;
+
+  m.embed_prefix(in, ws, obs);
+  m.setup_streams(ws);
+  ws.vlm.skip_last_tail = true;  // the joint pass needs only the prefix K/V of the last layer
+  // x_t = t·noise + (1 − t)·actions, per batch row.
+  Mat x = ws.x_t.mat(B * H, A), v = ws.vel.mat(B * H, A);
+  const float* nz = in.noise.data<float>();
+  const float* ac = actions.data<float>();
+  const float* tt = time.data<float>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < H * A; ++i) {
+      const int64_t k = b * H * A + i;
+      x.data[k] = tt[b] * nz[k] + (1.f - tt[b]) * ac[k];
+    }
+  Mat state = m.state_mat(in, ws);
+  embed_suffix(be, c, m.w.heads, state, x, tt, ws.suffix, ws.suffix_x.mat(B * S, c.expert.width), ws.expert.cond);
+  // One joint pass: prefix and suffix streams in the same attention (the AR groups keep the
+  // prefix from seeing the suffix).
+  run_transformer(be, {&ws.vlm, &ws.expert}, ws.kv, ws.layout, B, P + S, c.attention_mask_value);
+  m.velocity(ws, v);
+  TrainOutputs out;
+  out.velocity = tensor_of(v, {B, H, A});
+  out.loss = Tensor::zeros(DType::F32, {B, H, A});
+  float* loss = out.loss.data_mut<float>();
+  for (int64_t i = 0; i < B * H * A; ++i) {
+    const float u = nz[i] - ac[i] - v.data[i];
+    loss[i] = u * u;
+  }
+  if (obs) {
+    obs("train_velocity", out.velocity);
+    obs("train_loss", out.loss);
+  }
+  m.release(std::move(ws_owner));
+  return out;
+}
+
+}  // namespace pi0

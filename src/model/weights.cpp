@@ -1,0 +1,89 @@
+#include "model/weights.h"
+
+#include "model/layout.h"
+
+namespace pi0 {
+
+namespace {
+
+struct Loader {
+  const Checkpoint& ck;
+  Backend& be;
+  Linear linear(const std::string& w, const std::string& b = {}) {
+    Tensor bias;
+    if (!b.empty()) bias = ck.at(b);
+    return be.prepare_linear(ck.at(w), b.empty() ? nullptr : &bias);
+  }
+  Vec vec(const std::string& n) { return ck.at(n).to_f32_vector(); }
+};
+
+GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g) {
+  GemmaWeights w;
+  for (int i = 0; i < g.depth; ++i) {
+    const std::string p = P + "layers." + std::to_string(i) + ".";
+    GemmaLayerWeights l;
+    if (g.adarms) {
+      l.attn_mod = L.linear(p + "input_layernorm.dense.weight", p + "input_layernorm.dense.bias");
+      l.ffw_mod = L.linear(p + "post_attention_layernorm.dense.weight", p + "post_attention_layernorm.dense.bias");
+    } else {
+      l.attn_norm = L.vec(p + "input_layernorm.weight");
+      l.ffw_norm = L.vec(p + "post_attention_layernorm.weight");
+    }
+    l.q = L.linear(p + "self_attn.q_proj.weight");
+    l.k = L.linear(p + "self_attn.k_proj.weight");
+    l.v = L.linear(p + "self_attn.v_proj.weight");
+    l.o = L.linear(p + "self_attn.o_proj.weight");
+    l.gate = L.linear(p + "mlp.gate_proj.weight");
+    l.up = L.linear(p + "mlp.up_proj.weight");
+    l.down = L.linear(p + "mlp.down_proj.weight");
+    w.layers.push_back(std::move(l));
+  }
+  if (g.adarms) w.final_mod = L.linear(P + "norm.dense.weight", P + "norm.dense.bias");
+  else w.final_norm = L.vec(P + "norm.weight");
+  return w;
+}
+
+}  // namespace
+
+ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
+  using namespace names;
+  const ModelConfig& c = ck.config;
+  Loader L{ck, backend};
+  ModelWeights w;
+  w.vision.patch = L.linear(kVision + "embeddings.patch_embedding.weight", kVision + "embeddings.patch_embedding.bias");
+  w.vision.position = L.vec(kVision + "embeddings.position_embedding.weight");
+  for (int i = 0; i < c.vision.depth; ++i) {
+    const std::string p = kVision + "encoder.layers." + std::to_string(i) + ".";
+    VisionLayerWeights l;
+    l.ln1_w = L.vec(p + "layer_norm1.weight");
+    l.ln1_b = L.vec(p + "layer_norm1.bias");
+    l.ln2_w = L.vec(p + "layer_norm2.weight");
+    l.ln2_b = L.vec(p + "layer_norm2.bias");
+    l.q = L.linear(p + "self_attn.q_proj.weight", p + "self_attn.q_proj.bias");
+    l.k = L.linear(p + "self_attn.k_proj.weight", p + "self_attn.k_proj.bias");
+    l.v = L.linear(p + "self_attn.v_proj.weight", p + "self_attn.v_proj.bias");
+    l.out = L.linear(p + "self_attn.out_proj.weight", p + "self_attn.out_proj.bias");
+    l.fc1 = L.linear(p + "mlp.fc1.weight", p + "mlp.fc1.bias");
+    l.fc2 = L.linear(p + "mlp.fc2.weight", p + "mlp.fc2.bias");
+    w.vision.layers.push_back(std::move(l));
+  }
+  w.vision.post_w = L.vec(kVision + "post_layernorm.weight");
+  w.vision.post_b = L.vec(kVision + "post_layernorm.bias");
+  w.vision.projector = L.linear(kProjector + "weight", kProjector + "bias");
+  w.embedding = ck.at(kEmbedding);
+  w.vlm = gemma(L, kLanguage, c.vlm);
+  w.expert = gemma(L, kExpert, c.expert);
+  w.heads.action_in = L.linear("action_in_proj.weight", "action_in_proj.bias");
+  w.heads.action_out = L.linear("action_out_proj.weight", "action_out_proj.bias");
+  if (c.pi05) {
+    w.heads.time_in = L.linear("time_mlp_in.weight", "time_mlp_in.bias");
+    w.heads.time_out = L.linear("time_mlp_out.weight", "time_mlp_out.bias");
+  } else {
+    w.heads.state_proj = L.linear("state_proj.weight", "state_proj.bias");
+    w.heads.action_time_in = L.linear("action_time_mlp_in.weight", "action_time_mlp_in.bias");
+    w.heads.action_time_out = L.linear("action_time_mlp_out.weight", "action_time_mlp_out.bias");
+  }
+  return w;
+}
+
+}  // namespace pi0
