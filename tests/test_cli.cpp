@@ -1,0 +1,73 @@
+// The CLI turns bad input into a non-zero exit and a message naming the file, never a crash.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+struct CliRun {
+  int code;
+  std::string out;
+};
+CliRun run(const std::string& args) {
+  std::string cmd = std::string(PI0_CLI_PATH) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+std::string tmpdir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("pi0_cli_" + std::to_string(::getpid())) / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d.string();
+}
+}  // namespace
+
+TEST(Cli, InspectGoldenNamesKindAndCount) {
+  CliRun r = run("inspect " + std::string(PI0_GOLDEN_DIR) + "/tiny_pi05 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"kind\": \"pi05\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"tensors\": 92"), std::string::npos) << r.out;
+}
+
+TEST(Cli, TruncatedCheckpointIsAnErrorNamingTheFile) {
+  std::string dir = tmpdir("trunc");
+  fs::copy_file(std::string(PI0_GOLDEN_DIR) + "/tiny_pi0/config.json", dir + "/config.json");
+  {
+    std::ifstream in(std::string(PI0_GOLDEN_DIR) + "/tiny_pi0/model.safetensors", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(dir + "/model.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  CliRun r = run("inspect " + dir);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find(dir + "/model.safetensors"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("past the end"), std::string::npos) << r.out;
+}
+
+TEST(Cli, MissingDirectoryAndBadArguments) {
+  CliRun r = run("inspect /nonexistent/ckpt");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("/nonexistent/ckpt"), std::string::npos) << r.out;
+  EXPECT_NE(run("make-checkpoint --preset huge --out /tmp/x").code, 0);
+  EXPECT_NE(run("no-such-command").code, 0);
+  CliRun h = run("--help");
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("inspect"), std::string::npos);
+}
+
+TEST(Cli, MakeCheckpointThenInspect) {
+  std::string dir = tmpdir("made") + "/ck";
+  CliRun m = run("make-checkpoint --preset tiny-pi05 --dtype bf16 --seed 5 --out " + dir);
+  ASSERT_EQ(m.code, 0) << m.out;
+  CliRun r = run("inspect " + dir + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"kind\": \"pi05\""), std::string::npos);
+  EXPECT_NE(r.out.find("\"BF16\""), std::string::npos);
+}
