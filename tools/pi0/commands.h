@@ -7,5 +7,6 @@ namespace pi0::cli {
 void add_inspect(CLI::App& app);
 void add_make_checkpoint(CLI::App& app);
 void add_replay(CLI::App& app);
+void add_compare(CLI::App& app);
 
 }  // namespace pi0::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   pi0::cli::add_inspect(app);
   pi0::cli::add_make_checkpoint(app);
   pi0::cli::add_replay(app);
+  pi0::cli::add_compare(app);
   app.parse_complete_callback([&] { pi0::set_num_threads(threads); });
   try {
     app.parse(argc, argv);
