@@ -25,4 +25,13 @@ inline float normal_at(uint64_t seed, uint64_t stream, uint64_t i) {
   return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
 }
 
+// A cheap bell-shaped value with mean 0 and variance 1 (Irwin–Hall: four 16-bit uniforms from
+// one hash). For random checkpoint weights, where billions of values are drawn and exact
+// Gaussian tails do not matter; sampling noise uses normal_at.
+inline float approx_normal_at(uint64_t seed, uint64_t stream, uint64_t i) {
+  const uint64_t h = splitmix64(seed ^ splitmix64(stream * 0x632be59bd9b4e019ull + i));
+  const float sum = static_cast<float>((h & 0xffff) + ((h >> 16) & 0xffff) + ((h >> 32) & 0xffff) + (h >> 48));
+  return (sum * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;
+}
+
 }  // namespace pi0

@@ -17,7 +17,7 @@ namespace {
 
 // Scales chosen so activations stay O(1) through the tiny and the full-size towers.
 float init_value(Init init, const Shape& shape, uint64_t seed, uint64_t stream, uint64_t i) {
-  const float z = normal_at(seed, stream, i);
+  const float z = approx_normal_at(seed, stream, i);
   switch (init) {
     case Init::Linear: {
       int64_t fan_in = 1;

@@ -67,6 +67,7 @@ void run(const std::string& dir, bool as_json) {
     j["lerobot_prefix"] = ck.lerobot_prefix;
     j["tensors"] = total.tensors;
     j["parameters"] = total.params;
+    j["parameters_used"] = total.params - cats["unused"].params;
     j["bytes"] = total.bytes;
     j["dtypes"] = total.dtypes;
     j["open_seconds"] = open_s;
@@ -96,6 +97,7 @@ void run(const std::string& dir, bool as_json) {
                 human_bytes(t.bytes).c_str(), join(t.dtypes).c_str());
   std::printf("%-10s %8lld %15lld %10s  %s\n", "total", (long long)total.tensors, (long long)total.params,
               human_bytes(total.bytes).c_str(), join(total.dtypes).c_str());
+  std::printf("%-10s %8s %15lld  (without the unused expert lm_head)\n", "used", "", (long long)(total.params - cats["unused"].params));
   std::printf("\nopened and checked in %.3f s\n", open_s);
 }
 
