@@ -7,16 +7,9 @@
 
 #include "io/random_checkpoint.h"
 #include "model/pi0_model.h"
+#include "temp_dir.h"
 
 namespace pi0::test {
-
-inline std::string temp_dir(const std::string& name) {
-  namespace fs = std::filesystem;
-  fs::path d = fs::temp_directory_path() / ("pi0_model_" + std::to_string(::getpid())) / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
 
 // A small configuration whose every dimension is drawn at random: layers, heads (MQA/GQA/MHA),
 // head_dim, widths, image size and patch, cameras, horizon, steps, token length, π0 or π0.5.

@@ -9,18 +9,14 @@
 #include "io/random_checkpoint.h"
 #include "model/layout.h"
 #include "pi0/error.h"
+#include "temp_dir.h"
 
 using namespace pi0;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("pi0_ck_" + std::to_string(::getpid())) / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
+std::string fresh_dir(const std::string& name) { return pi0::test::temp_dir(name); }
 
 std::string golden(const std::string& rel) { return std::string(PI0_GOLDEN_DIR) + "/" + rel; }
 

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -22,12 +24,7 @@ CliRun run(const std::string& args) {
   int status = pclose(p);
   return {WEXITSTATUS(status), out};
 }
-std::string tmpdir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("pi0_cli_" + std::to_string(::getpid())) / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
+std::string tmpdir(const std::string& name) { return pi0::test::temp_dir(name); }
 }  // namespace
 
 TEST(Cli, InspectGoldenNamesKindAndCount) {

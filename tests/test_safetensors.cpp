@@ -7,17 +7,14 @@
 
 #include "io/safetensors.h"
 #include "pi0/error.h"
+#include "temp_dir.h"
 
 using namespace pi0;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string tmp_path(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("pi0_st_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return (d / name).string();
-}
+std::string tmp_path(const std::string& name) { return pi0::test::temp_file(name); }
 
 // A raw file: 8-byte length (or `len_override`), header text, then `data_bytes` zero bytes.
 std::string raw_file(const std::string& name, const std::string& header, size_t data_bytes, int64_t len_override = -1) {
