@@ -36,6 +36,18 @@ TEST(F16, RoundTripsAndRounds) {
   EXPECT_EQ(f16_to_f32(f32_to_f16(1e6f)), INFINITY);
   // 1 + 2^-11 is half-way between 1 and 1 + 2^-10: ties to even (1.0).
   EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);
+  // Every half value round-trips exactly, and midpoints between neighbours go to the even one.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue;  // NaN payloads
+    const float f = f16_to_f32(static_cast<uint16_t>(h));
+    ASSERT_EQ(f32_to_f16(f), h) << std::hex << h;
+    const uint32_t next = h + 1;
+    if ((h & 0x7fff) >= 0x7bff) continue;
+    const float mid = (f + f16_to_f32(static_cast<uint16_t>(next))) / 2;  // exact in f32
+    ASSERT_EQ(f32_to_f16(mid), (h & 1) ? next : h) << std::hex << h;
+  }
+  EXPECT_EQ(f32_to_f16(-0.0f), 0x8000);
+  EXPECT_EQ(f32_to_f16(1e-10f), 0);
 }
 
 TEST(Tensor, ConvertsBetweenDtypes) {

@@ -1,5 +1,6 @@
 #include "pi0/tensor.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -72,18 +73,40 @@ float bf16_to_f32(uint16_t h) {
   return f;
 }
 
-// _Float16 conversions are IEEE round-to-nearest-even in g++ on x86-64.
+// IEEE binary16 by hand (clang has no _Float16 on plain x86-64), round-to-nearest-even.
 uint16_t f32_to_f16(float f) {
-  _Float16 h = static_cast<_Float16>(f);
-  uint16_t r;
-  std::memcpy(&r, &h, 2);
-  return r;
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  x &= 0x7fffffffu;
+  if (x >= 0x7f800000u) return sign | (x > 0x7f800000u ? 0x7e00 : 0x7c00);  // NaN stays NaN, inf
+  if (x >= 0x477ff000u) return sign | 0x7c00;                                // rounds past 65504
+  if (x < 0x38800000u) {  // below 2^-14: a subnormal half (or zero); count units of 2^-24, exactly scaled
+    const float units = std::fabs(f) * 16777216.0f;
+    return sign | static_cast<uint16_t>(std::nearbyint(units));  // default rounding mode: to nearest even
+  }
+  const uint32_t mant = x & 0x7fffffu;
+  uint32_t h = ((((x >> 23) - 127 + 15)) << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry rolls into the exponent correctly
+  return sign | static_cast<uint16_t>(h);
 }
 
-float f16_to_f32(uint16_t bits) {
-  _Float16 h;
-  std::memcpy(&h, &bits, 2);
-  return static_cast<float>(h);
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    const float v = static_cast<float>(mant) * (1.0f / 16777216.0f);
+    std::memcpy(&bits, &v, 4);
+    bits |= sign;
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
 }
 
 Tensor Tensor::zeros(DType dtype, Shape shape) {

@@ -53,8 +53,18 @@ std::shared_ptr<SafeTensorsFile> SafeTensorsFile::open(const std::string& path, 
   return f;
 }
 
+std::shared_ptr<SafeTensorsFile> SafeTensorsFile::from_bytes(std::string bytes, const std::string& name) {
+  std::shared_ptr<SafeTensorsFile> f(new SafeTensorsFile());
+  f->path_ = name;
+  f->owned_ = std::move(bytes);
+  f->size_ = f->owned_.size();
+  f->map_ = reinterpret_cast<const uint8_t*>(f->owned_.data());
+  f->parse_header();
+  return f;
+}
+
 SafeTensorsFile::~SafeTensorsFile() {
-  if (map_) munmap(const_cast<uint8_t*>(map_), size_);
+  if (map_ && owned_.empty()) munmap(const_cast<uint8_t*>(map_), size_);
 }
 
 void SafeTensorsFile::parse_header() {
@@ -200,7 +210,10 @@ void write_safetensors(const std::string& path, const std::vector<SafeTensorsWri
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   std::vector<SafeTensorsWriteItem> items;
-  for (const auto& [name, t] : tensors) items.push_back({name, t.dtype(), t.shape(), [t] { return t; }});
+  for (const auto& item : tensors) {
+    const Tensor t = item.second;
+    items.push_back({item.first, t.dtype(), t.shape(), [t] { return t; }});
+  }
   write_safetensors(path, items, metadata);
 }
 

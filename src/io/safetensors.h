@@ -24,6 +24,8 @@ class SafeTensorsFile : public std::enable_shared_from_this<SafeTensorsFile> {
   // Maps and validates the whole header. `populate` prefaults the pages (use when every tensor
   // will be read, e.g. loading a model; not for `inspect`).
   static std::shared_ptr<SafeTensorsFile> open(const std::string& path, bool populate = false);
+  // The same validation over bytes already in memory (copied); `name` stands in for the path.
+  static std::shared_ptr<SafeTensorsFile> from_bytes(std::string bytes, const std::string& name);
   ~SafeTensorsFile();
 
   const std::string& path() const { return path_; }
@@ -42,6 +44,7 @@ class SafeTensorsFile : public std::enable_shared_from_this<SafeTensorsFile> {
   void parse_header();
   std::string path_;
   const uint8_t* map_ = nullptr;
+  std::string owned_;  // backing bytes for from_bytes (map_ points into it)
   uint64_t size_ = 0;
   uint64_t data_start_ = 0;
   std::vector<SafeTensorsEntry> entries_;

@@ -30,6 +30,13 @@ GemmaConfig gemma_variant(const std::string& name, const std::string& src, const
   return g;
 }
 
+// Patches per image, computed without overflow; -1 when it cannot be (validate() reports it).
+int patch_count(int h, int w, int p) {
+  if (p <= 0 || h <= 0 || w <= 0) return 0;
+  const int64_t n = int64_t{h / p} * int64_t{w / p};
+  return n > (1 << 30) ? -1 : static_cast<int>(n);
+}
+
 VisionConfig so400m() {
   return {.width = 1152, .depth = 27, .num_heads = 16, .head_dim = 72, .mlp_dim = 4304, .patch_size = 14,
           .num_patches = 256, .layer_norm_eps = 1e-6};
@@ -103,8 +110,7 @@ ModelConfig from_architecture(const json& a, const std::string& src) {
   opt(v, "head_dim", c.vision.head_dim, V, src);
   c.vision.mlp_dim = req<int>(v, "mlp_dim", V, src);
   c.vision.patch_size = req<int>(v, "patch_size", V, src);
-  c.vision.num_patches = c.vision.patch_size > 0
-      ? (c.image_height / c.vision.patch_size) * (c.image_width / c.vision.patch_size) : 0;
+  c.vision.num_patches = patch_count(c.image_height, c.image_width, c.vision.patch_size);
   opt(v, "num_patches", c.vision.num_patches, V, src);
   opt(v, "layer_norm_eps", c.vision.layer_norm_eps, V, src);
   auto gemma = [&](const char* key, bool vlm) {
@@ -149,6 +155,7 @@ ModelConfig from_architecture(const json& a, const std::string& src) {
     check_activation(acts, "action_time_mlp", "silu", src);
     check_activation(acts, "time_mlp", "silu", src);
   }
+  c.validate(src);  // before the derived checks below, which multiply dimensions
   // Derived sizes, when written, must agree with what the dimensions imply.
   int derived;
   if (opt(a, "tokens_per_image", derived, P, src) && derived != c.tokens_per_image())
@@ -166,9 +173,14 @@ ModelConfig from_architecture(const json& a, const std::string& src) {
 }  // namespace
 
 void ModelConfig::validate(const std::string& src) const {
+  // Bounds far above any real model keep every derived size (products of these) inside int64
+  // and refuse hostile configs before anything is allocated from them.
+  constexpr long kMaxDim = 1 << 20;
   auto positive = [&](const std::string& f, long v) {
     if (v <= 0) bad_field(src, f, "must be positive", "> 0", std::to_string(v));
+    if (v > kMaxDim) bad_field(src, f, "is implausibly large", "<= " + std::to_string(kMaxDim), std::to_string(v));
   };
+  if (cameras.size() > 64) bad_field(src, "cameras", "too many cameras", "<= 64", std::to_string(cameras.size()));
   positive("action_dim", action_dim);
   positive("action_horizon", action_horizon);
   positive("max_token_len", max_token_len);
@@ -184,14 +196,16 @@ void ModelConfig::validate(const std::string& src) const {
                       {"vision.num_heads", v.num_heads}, {"vision.head_dim", v.head_dim},
                       {"vision.mlp_dim", v.mlp_dim}, {"vision.patch_size", v.patch_size}})
     positive(f, x);
-  if (v.num_heads * v.head_dim != v.width)
+  if (int64_t{v.num_heads} * v.head_dim != v.width)
     bad_field(src, "vision.head_dim", "num_heads x head_dim must equal the vision width", std::to_string(v.width),
-              std::to_string(v.num_heads * v.head_dim));
+              std::to_string(int64_t{v.num_heads} * v.head_dim));
   if (image_height % v.patch_size || image_width % v.patch_size)
     bad_field(src, "vision.patch_size", "image size must be a multiple of the patch size",
               "divisor of " + std::to_string(image_height) + "x" + std::to_string(image_width),
               std::to_string(v.patch_size));
-  const int np = (image_height / v.patch_size) * (image_width / v.patch_size);
+  const int np = patch_count(image_height, image_width, v.patch_size);
+  positive("vision.num_patches", v.num_patches);
+  if (v.depth > 1024) bad_field(src, "vision.depth", "is implausibly large", "<= 1024", std::to_string(v.depth));
   if (v.num_patches != np)
     bad_field(src, "vision.num_patches", "does not match image size / patch size", std::to_string(np),
               std::to_string(v.num_patches));
@@ -199,6 +213,7 @@ void ModelConfig::validate(const std::string& src) const {
     const std::string n = g == &vlm ? "vlm." : "expert.";
     positive(n + "width", g->width);
     positive(n + "depth", g->depth);
+    if (g->depth > 1024) bad_field(src, n + "depth", "is implausibly large", "<= 1024", std::to_string(g->depth));
     positive(n + "num_heads", g->num_heads);
     positive(n + "num_kv_heads", g->num_kv_heads);
     positive(n + "head_dim", g->head_dim);
@@ -314,8 +329,7 @@ ModelConfig parse_config_json(const std::string& text, const std::string& src, C
         bad_field(src, "image_resolution", "must be [height, width]", "[224, 224]", r.dump());
       c.image_height = r[0].get<int>();
       c.image_width = r[1].get<int>();
-      if (c.vision.patch_size > 0)
-        c.vision.num_patches = (c.image_height / c.vision.patch_size) * (c.image_width / c.vision.patch_size);
+      c.vision.num_patches = patch_count(c.image_height, c.image_width, c.vision.patch_size);
     }
     c.action_dim = 32;
     c.action_horizon = 50;
