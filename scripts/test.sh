@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the Release build, then the same suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/, then a short run of every fuzz
-# target (scripts/fuzz.sh). Fails on any failure. PI0_SKIP_ASAN=1 / PI0_SKIP_FUZZ=1 skip those parts.
+# AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/ and under ThreadSanitizer in
+# build-tsan/, then a short run of every fuzz target (scripts/fuzz.sh). Fails on any failure.
+# PI0_SKIP_ASAN=1 / PI0_SKIP_TSAN=1 / PI0_SKIP_FUZZ=1 skip those parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -20,6 +21,10 @@ run_ctest build
 if [ "${PI0_SKIP_ASAN:-0}" != "1" ]; then
   BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_ARGS="-DPI0_SANITIZE=address,undefined" scripts/setup.sh
   run_ctest build-asan ASAN_OPTIONS=detect_leaks=1
+fi
+if [ "${PI0_SKIP_TSAN:-0}" != "1" ]; then
+  BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo CMAKE_ARGS="-DPI0_SANITIZE=thread" scripts/setup.sh
+  run_ctest build-tsan TSAN_OPTIONS=halt_on_error=1
 fi
 if [ "${PI0_SKIP_FUZZ:-0}" != "1" ]; then
   FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh
