@@ -170,61 +170,60 @@ class CpuBackend : public Backend {
     });
   }
 
-  // Blocked attention: per KV head, the queries of its whole head group are stacked into one
-  // matrix (MQA: 8 heads share each K/V row load), so logits and P·V are two GEMMs per block of
-  // queries; only one block of scores ever exists. Softmax, masking and the output are f32.
+  // Blocked attention: per KV head, the queries of its head group are stacked into one matrix
+  // (MQA: the 8 heads share every K/V row load), so logits and P·V are two GEMMs per block of
+  // queries, and only one block of scores per thread ever exists. Work items (KV head, query
+  // block) run in parallel, each on one thread with serial GEMMs: two parallel regions per call
+  // whatever the head count, which keeps the many small vision heads cheap.
   void attention(const Mat& q, const Mat& k, const Mat& v, const AttentionMask& m, const AttentionShape& sh,
                  const Mat& out) override {
-    const int64_t T = q.rows, S = k.rows, Hd = sh.head_dim, G = sh.num_heads / sh.num_kv_heads;
-    const int64_t Tb = std::max<int64_t>(1, 512 / G);
+    const int64_t T = q.rows, S = k.rows, Hd = sh.head_dim, Kh = sh.num_kv_heads, G = sh.num_heads / Kh;
+    const int64_t Tb = std::max<int64_t>(1, std::min<int64_t>(T, 256 / G));
+    const int64_t blocks = (T + Tb - 1) / Tb;
     const size_t esz = bf16_ ? 2 : 4;
-    auto* kb = reinterpret_cast<char*>(scratch(kb_, (S * Hd * esz + 3) / 4));
-    auto* vb = reinterpret_cast<char*>(scratch(vb_, (S * Hd * esz + 3) / 4));
-    auto* qb = reinterpret_cast<char*>(scratch(qb_, (Tb * G * Hd * esz + 3) / 4));
-    float* logits = scratch(logits_, Tb * G * S);
-    auto* pb = reinterpret_cast<char*>(scratch(pb_, (Tb * G * S * esz + 3) / 4));
-    float* ob = scratch(ob_, Tb * G * Hd);
-    auto store = [&](char* dst, int64_t idx, const float* src, int64_t n, float s) {
-      if (bf16_) cpu::to_bf16_scaled(src, n, s, reinterpret_cast<uint16_t*>(dst) + idx);
-      else for (int64_t i = 0; i < n; ++i) reinterpret_cast<float*>(dst)[idx + i] = src[i] * s;
-    };
-    for (int64_t g = 0; g < sh.num_kv_heads; ++g) {
-      parallel_for(S, [&](int64_t j0, int64_t j1) {
-        for (int64_t j = j0; j < j1; ++j) {
-          store(kb, j * Hd, k.row(j) + g * Hd, Hd, 1.f);
-          store(vb, j * Hd, v.row(j) + g * Hd, Hd, 1.f);
+    // K and V of every KV head in the GEMM dtype, head-major: [Kh][S][Hd].
+    auto* kb = reinterpret_cast<char*>(scratch(kb_, (Kh * S * Hd * esz + 3) / 4));
+    auto* vb = reinterpret_cast<char*>(scratch(vb_, (Kh * S * Hd * esz + 3) / 4));
+    parallel_for(S, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t g = 0; g < Kh; ++g) {
+          store(kb, (g * S + j) * Hd, k.row(j) + g * Hd, Hd, 1.f);
+          store(vb, (g * S + j) * Hd, v.row(j) + g * Hd, Hd, 1.f);
         }
-      });
-      for (int64_t t0 = 0; t0 < T; t0 += Tb) {
-        const int64_t tb = std::min(Tb, T - t0), R = tb * G;
-        parallel_for(R, [&](int64_t r0, int64_t r1) {
-          for (int64_t r = r0; r < r1; ++r)
-            store(qb, r * Hd, q.row(t0 + r / G) + (g * G + r % G) * Hd, Hd, sh.scale);
-        });
+    });
+    parallel_for(Kh * blocks, [&](int64_t w0, int64_t w1) {
+      thread_local std::vector<float> qbuf, lbuf, pbuf, obuf;
+      for (int64_t w = w0; w < w1; ++w) {
+        const int64_t g = w / blocks, t0 = (w % blocks) * Tb, tb = std::min(Tb, T - t0), R = tb * G;
+        auto* qb = reinterpret_cast<char*>(scratch(qbuf, (R * Hd * esz + 3) / 4));
+        float* logits = scratch(lbuf, R * S);
+        auto* pb = reinterpret_cast<char*>(scratch(pbuf, (R * S * esz + 3) / 4));
+        float* ob = scratch(obuf, R * Hd);
+        for (int64_t r = 0; r < R; ++r) store(qb, r * Hd, q.row(t0 + r / G) + (g * G + r % G) * Hd, Hd, sh.scale);
+        const char* kg = kb + g * S * Hd * esz;
+        const char* vg = vb + g * S * Hd * esz;
         MatmulSpec qk{.M = R, .K = Hd, .N = S, .lda = Hd, .b_sk = 1, .b_sn = Hd, .ldc = S, .bf16 = bf16_};
-        cpu::matmul(qk, qb, kb, nullptr, logits);
-        parallel_for(R, [&](int64_t r0, int64_t r1) {
-          for (int64_t r = r0; r < r1; ++r) {
-            const int64_t i = t0 + r / G;
-            float* l = logits + r * S;
-            const bool qv = !m.q_valid || m.q_valid[i];
-            const int32_t qg = m.q_group ? m.q_group[i] : 0;
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < S; ++j) {
-              const bool ok = qv && (!m.k_valid || m.k_valid[j]) && (m.k_group ? m.k_group[j] : 0) <= qg;
-              if (!ok) l[j] = m.mask_value;  // = logit + mask_value in f32 for any finite logit
-              mx = std::max(mx, l[j]);
-            }
-            const float sum = cpu::exp_sum_row(l, S, mx);
-            store(pb, r * S, l, S, 1.f / sum);
+        cpu::matmul(qk, qb, kg, nullptr, logits);
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t i = t0 + r / G;
+          float* l = logits + r * S;
+          const bool qv = !m.q_valid || m.q_valid[i];
+          const int32_t qg = m.q_group ? m.q_group[i] : 0;
+          float mx = -INFINITY;
+          for (int64_t j = 0; j < S; ++j) {
+            const bool ok = qv && (!m.k_valid || m.k_valid[j]) && (m.k_group ? m.k_group[j] : 0) <= qg;
+            if (!ok) l[j] = m.mask_value;  // = logit + mask_value in f32 for any finite logit
+            mx = std::max(mx, l[j]);
           }
-        });
+          const float sum = cpu::exp_sum_row(l, S, mx);
+          store(pb, r * S, l, S, 1.f / sum);
+        }
         MatmulSpec pv{.M = R, .K = S, .N = Hd, .lda = S, .b_sk = Hd, .b_sn = 1, .ldc = Hd, .bf16 = bf16_};
-        cpu::matmul(pv, pb, vb, nullptr, ob);
+        cpu::matmul(pv, pb, vg, nullptr, ob);
         for (int64_t r = 0; r < R; ++r)
           std::memcpy(out.row(t0 + r / G) + (g * G + r % G) * Hd, ob + r * Hd, sizeof(float) * Hd);
       }
-    }
+    });
   }
 
   void activation(const Mat& x, Epilogue ep) override {
@@ -255,6 +254,12 @@ class CpuBackend : public Backend {
   }
 
  private:
+  // n floats from src, times s, into element idx of a buffer of the GEMM dtype.
+  void store(char* dst, int64_t idx, const float* src, int64_t n, float s) const {
+    if (bf16_) cpu::to_bf16_scaled(src, n, s, reinterpret_cast<uint16_t*>(dst) + idx);
+    else for (int64_t i = 0; i < n; ++i) reinterpret_cast<float*>(dst)[idx + i] = src[i] * s;
+  }
+
   static void check(const Mat& x, const CpuLinear& w, const Mat& y) {
     if (x.cols != w.in || y.cols != w.out || x.rows != y.rows)
       throw Error({.message = "internal: linear shape mismatch",
@@ -289,12 +294,11 @@ class CpuBackend : public Backend {
   RopeTable rope_;
   // Per calling thread, so concurrent model calls never share scratch.
   static thread_local std::vector<uint16_t> a_buf_;
-  static thread_local std::vector<float> kb_, vb_, qb_, logits_, pb_, ob_;
+  static thread_local std::vector<float> kb_, vb_;
 };
 
 thread_local std::vector<uint16_t> CpuBackend::a_buf_;
-thread_local std::vector<float> CpuBackend::kb_, CpuBackend::vb_, CpuBackend::qb_, CpuBackend::logits_,
-    CpuBackend::pb_, CpuBackend::ob_;
+thread_local std::vector<float> CpuBackend::kb_, CpuBackend::vb_;
 
 }  // namespace
 
