@@ -1,6 +1,7 @@
 // openpi's prompt formats, exactly: every golden tokenizer case (ids and mask).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -22,8 +23,8 @@ TEST(Tokenizer, GoldenCases) {
   for (const auto& c : j["cases"]) {
     SCOPED_TRACE(c["prompt"].get<std::string>());
     const bool pi05 = c["format"] == "pi05";
-    std::vector<float> state;
-    if (pi05) state = c["state"].get<std::vector<float>>();
+    std::vector<double> state;  // float32 values, exactly representable
+    if (pi05) state = c["state"].get<std::vector<double>>();
     EXPECT_EQ(clean_prompt(c["prompt"]), c["cleaned_text"].get<std::string>());
     if (pi05) {
       EXPECT_EQ(discretize_state(state), c["discretized_state"].get<std::vector<int>>());
@@ -44,6 +45,9 @@ TEST(Tokenizer, StateBinsAtEdgesAndBeyond) {
   const float below = std::nextafter(0.0f, -1.0f);
   EXPECT_EQ(discretize_state({-1.5f, -1.0f, below, 0.0f, 0.9921875f, 0.99f, 1.0f, 7.f, NAN}),
             (std::vector<int>{-1, 0, 127, 128, 255, 254, 255, 255, 255}));
+  // Just below an edge in float64 (floor((s + 1) * 128) would round these up into the next bin).
+  EXPECT_EQ(discretize_state({-1e-30, std::nextafter(-0.5, -1.0), std::nextafter(-1.0, -2.0), INFINITY, -INFINITY}),
+            (std::vector<int>{127, 63, -1, 255, -1}));
 }
 
 TEST(Tokenizer, MissingOrInvalidModelIsAnError) {
@@ -54,4 +58,19 @@ TEST(Tokenizer, MissingOrInvalidModelIsAnError) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/tokenizer.model"), std::string::npos);
   }
   EXPECT_THROW(PromptTokenizer(golden("tokenizer_cases.json")), Error);
+}
+
+TEST(Tokenizer, TruncationWarnsOnceOnStderr) {
+  PromptTokenizer tok(golden("tokenizer.model"));
+  testing::internal::CaptureStderr();
+  TokenizedPrompt t = tok.tokenize("stack the yellow cube on the purple plate", 6);
+  TokenizedPrompt t2 = tok.tokenize("stack the yellow cube on the purple plate", 6);
+  TokenizedPrompt fits = tok.tokenize("up", 6);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(t.truncated());
+  EXPECT_EQ(t.ids, t2.ids);
+  EXPECT_EQ(t.mask, std::vector<uint8_t>(6, 1));
+  EXPECT_FALSE(fits.truncated());
+  EXPECT_NE(err.find("truncated"), std::string::npos) << err;
+  EXPECT_EQ(err.find("truncated"), err.rfind("truncated")) << "warned more than once: " << err;
 }

@@ -3,6 +3,7 @@
 #include <sentencepiece_processor.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "pi0/error.h"
@@ -22,11 +23,10 @@ std::string clean_prompt(const std::string& prompt) {
   return s;
 }
 
-std::vector<int> discretize_state(const std::vector<float>& state) {
+std::vector<int> discretize_state(const std::vector<double>& state) {
   std::vector<int> out;
   out.reserve(state.size());
-  for (float f : state) {
-    const double x = f;
+  for (const double x : state) {
     if (std::isnan(x)) {
       out.push_back(255);  // numpy.digitize puts NaN past the last edge
       continue;
@@ -45,6 +45,10 @@ PromptTokenizer::PromptTokenizer(const std::string& model_path)
                  .file = model_path});
   const auto status = sp_->Load(model_path);
   if (!status.ok()) throw Error({.message = "not a SentencePiece model: " + status.ToString(), .file = model_path});
+  // openpi's formats need BOS; a model without one would silently produce different ids.
+  if (sp_->bos_id() < 0)
+    throw Error({.message = "SentencePiece model has no BOS piece", .file = model_path, .field = "bos_id",
+                 .expected = ">= 0 (PaliGemma: 2)", .got = std::to_string(sp_->bos_id())});
 }
 
 PromptTokenizer::~PromptTokenizer() = default;
@@ -59,7 +63,7 @@ std::vector<int> PromptTokenizer::encode(const std::string& text, bool add_bos) 
   return ids;
 }
 
-std::string PromptTokenizer::format(const std::string& prompt, const std::vector<float>* state) const {
+std::string PromptTokenizer::format(const std::string& prompt, const std::vector<double>* state) const {
   const std::string cleaned = clean_prompt(prompt);
   if (!state) return cleaned;
   std::string s = "Task: " + cleaned + ", State: ";
@@ -68,7 +72,10 @@ std::string PromptTokenizer::format(const std::string& prompt, const std::vector
   return s + ";\nAction: ";
 }
 
-TokenizedPrompt PromptTokenizer::tokenize(const std::string& prompt, int max_len, const std::vector<float>* state) const {
+TokenizedPrompt PromptTokenizer::tokenize(const std::string& prompt, int max_len, const std::vector<double>* state) const {
+  if (max_len <= 0)
+    throw Error({.message = "token length must be positive", .field = "max_token_len", .expected = "> 0",
+                 .got = std::to_string(max_len)});
   std::vector<int> ids = encode(format(prompt, state), true);
   if (!state) {
     const std::vector<int> nl = encode("\n", false);  // "start of answer", encoded on its own
@@ -82,6 +89,11 @@ TokenizedPrompt PromptTokenizer::tokenize(const std::string& prompt, int max_len
     t.ids[i] = ids[i];
     t.mask[i] = 1;
   }
+  if (t.truncated() && !warned_truncation_.exchange(true))
+    std::fprintf(stderr,
+                 "warning: prompt is %d tokens, longer than the model's %d; truncated (as openpi does). "
+                 "Further truncations by this tokenizer are not reported.\n",
+                 t.untruncated_len, max_len);
   return t;
 }
 

@@ -2,6 +2,7 @@
 // cleaned text, then "\n" encoded separately) or the π0.5 format with the discretised state,
 // right-padded or truncated to the model's token length with a validity mask.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,7 +23,8 @@ struct TokenizedPrompt {
 // strip() surrounding whitespace, then '_' and '\n' become spaces (no lowercasing).
 std::string clean_prompt(const std::string& prompt);
 // digitize(state, linspace(−1, 1, 257)[:−1]) − 1: bins −1..255; NaN goes to 255.
-std::vector<int> discretize_state(const std::vector<float>& state);
+// Double precision: openpi normalises with float64 stats, so the state it digitises is float64.
+std::vector<int> discretize_state(const std::vector<double>& state);
 
 class PromptTokenizer {
  public:
@@ -35,12 +37,15 @@ class PromptTokenizer {
   std::vector<int> encode(const std::string& text, bool add_bos) const;
   // π0 format when `state` is null (also π0.5 without discrete state input), else π0.5's
   // "Task: …, State: …;\nAction: " with the discretised (normalised, unpadded) state.
-  TokenizedPrompt tokenize(const std::string& prompt, int max_len, const std::vector<float>* state = nullptr) const;
+  // A prompt longer than max_len is truncated as openpi does; the first truncation of each
+  // tokenizer prints one warning to stderr (a robot loop would otherwise flood the log).
+  TokenizedPrompt tokenize(const std::string& prompt, int max_len, const std::vector<double>* state = nullptr) const;
   // The text that is tokenised (for debugging and the CLI).
-  std::string format(const std::string& prompt, const std::vector<float>* state) const;
+  std::string format(const std::string& prompt, const std::vector<double>* state) const;
 
  private:
   std::string path_;
+  mutable std::atomic<bool> warned_truncation_{false};
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
 };
 
