@@ -31,20 +31,20 @@ const char* channel_desc(int c) {
 }  // namespace
 
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& source) {
-  if (size == 0) throw Error({.message = "image is empty", .file = source});
-  if (size > static_cast<size_t>(INT32_MAX)) throw Error({.message = "image file too large", .file = source});
+  if (size == 0) throw Error(ErrorInfo{.message = "image is empty", .file = source});
+  if (size > static_cast<size_t>(INT32_MAX)) throw Error(ErrorInfo{.message = "image file too large", .file = source});
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &comp))
-    throw Error({.message = std::string("cannot decode image (PNG or JPEG expected): ") + stbi_failure_reason(),
+    throw Error(ErrorInfo{.message = std::string("cannot decode image (PNG or JPEG expected): ") + stbi_failure_reason(),
                  .file = source});
   // openpi feeds 3-channel RGB to the model; guessing how to drop alpha or expand grey would
   // hand the policy a picture it was not trained on without telling anyone.
   if (comp != 3)
-    throw Error({.message = "image is not RGB; convert it to 3-channel RGB", .file = source, .field = "channels",
+    throw Error(ErrorInfo{.message = "image is not RGB; convert it to 3-channel RGB", .file = source, .field = "channels",
                  .expected = "3 (RGB)", .got = channel_desc(comp)});
   stbi_uc* px = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &comp, 3);
   if (!px)
-    throw Error({.message = std::string("cannot decode image: ") + stbi_failure_reason(), .file = source});
+    throw Error(ErrorInfo{.message = std::string("cannot decode image: ") + stbi_failure_reason(), .file = source});
   ImageU8 img;
   img.height = h;
   img.width = w;
@@ -55,33 +55,33 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
 
 ImageU8 decode_image_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error({.message = "cannot open image", .file = path});
+  if (!f) throw Error(ErrorInfo{.message = "cannot open image", .file = path});
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
   return decode_image_memory(bytes.data(), bytes.size(), path);
 }
 
 void write_png(const std::string& path, const ImageU8& img) {
   if (img.height <= 0 || img.width <= 0 || img.pixels.size() != static_cast<size_t>(img.height) * img.width * 3)
-    throw Error({.message = "invalid image to write", .file = path});
+    throw Error(ErrorInfo{.message = "invalid image to write", .file = path});
   if (!stbi_write_png(path.c_str(), img.width, img.height, 3, img.pixels.data(), img.width * 3))
-    throw Error({.message = "cannot write PNG", .file = path});
+    throw Error(ErrorInfo{.message = "cannot write PNG", .file = path});
 }
 
 ImageU8 image_from_tensor(const Tensor& t, const std::string& what) {
   const bool u8 = t.dtype() == DType::U8;
   const bool fl = t.dtype() == DType::F32 || t.dtype() == DType::F64;
   if (!u8 && !fl)
-    throw Error({.message = "image array has an unsupported dtype", .tensor = what, .field = "dtype",
+    throw Error(ErrorInfo{.message = "image array has an unsupported dtype", .tensor = what, .field = "dtype",
                  .expected = "uint8 (or float in [0, 1])", .got = dtype_name(t.dtype())});
   // openpi (_parse_image): channels first iff the first dim is 3; otherwise channels last.
   const bool chw = t.ndim() == 3 && t.dim(0) == 3;
   const bool hwc = t.ndim() == 3 && !chw && t.dim(2) == 3;
   if (!chw && !hwc)
-    throw Error({.message = "image array must be RGB, [H, W, 3] or [3, H, W]", .tensor = what, .field = "shape",
+    throw Error(ErrorInfo{.message = "image array must be RGB, [H, W, 3] or [3, H, W]", .tensor = what, .field = "shape",
                  .expected = "[H, W, 3] or [3, H, W]", .got = shape_str(t.shape())});
   const int64_t H = chw ? t.dim(1) : t.dim(0), W = chw ? t.dim(2) : t.dim(1);
   if (H <= 0 || W <= 0 || H > (1 << 15) || W > (1 << 15))
-    throw Error({.message = "image size out of range", .tensor = what, .field = "shape",
+    throw Error(ErrorInfo{.message = "image size out of range", .tensor = what, .field = "shape",
                  .expected = "1..32768 per side", .got = shape_str(t.shape())});
   ImageU8 img;
   img.height = static_cast<int>(H);
@@ -98,7 +98,7 @@ ImageU8 image_from_tensor(const Tensor& t, const std::string& what) {
         } else {
           double f = t.dtype() == DType::F32 ? t.data<float>()[src] : t.data<double>()[src];
           if (std::isnan(f))
-            throw Error({.message = "image contains NaN", .tensor = what});
+            throw Error(ErrorInfo{.message = "image contains NaN", .tensor = what});
           f = std::clamp(255.0 * f, 0.0, 255.0);
           v = static_cast<uint8_t>(f);  // truncation, as numpy's astype(uint8)
         }
@@ -193,7 +193,7 @@ ImageU8 pass_vertical(const ImageU8& in, int out_h) {
 
 void check_image(const ImageU8& img, const char* what) {
   if (img.height <= 0 || img.width <= 0 || img.pixels.size() != static_cast<size_t>(img.height) * img.width * 3)
-    throw Error({.message = std::string(what) + ": invalid image", .field = "size",
+    throw Error(ErrorInfo{.message = std::string(what) + ": invalid image", .field = "size",
                  .got = dims_str(img.height, img.width)});
 }
 
@@ -202,7 +202,7 @@ void check_image(const ImageU8& img, const char* what) {
 ImageU8 resize_bilinear_pillow(const ImageU8& in, int out_height, int out_width) {
   check_image(in, "resize");
   if (out_height <= 0 || out_width <= 0)
-    throw Error({.message = "resize target must be positive", .field = "size", .got = dims_str(out_height, out_width)});
+    throw Error(ErrorInfo{.message = "resize target must be positive", .field = "size", .got = dims_str(out_height, out_width)});
   // Pillow skips a pass whose size does not change (with the default box) and always runs the
   // horizontal pass first; the order matters because of the clipping in between.
   ImageU8 cur = in;
@@ -213,14 +213,14 @@ ImageU8 resize_bilinear_pillow(const ImageU8& in, int out_height, int out_width)
 
 void resize_with_pad_size(int h, int w, int target_h, int target_w, int* out_h, int* out_w) {
   if (h <= 0 || w <= 0 || target_h <= 0 || target_w <= 0)
-    throw Error({.message = "image and target sizes must be positive", .field = "size",
+    throw Error(ErrorInfo{.message = "image and target sizes must be positive", .field = "size",
                  .got = dims_str(h, w) + " -> " + dims_str(target_h, target_w)});
   // Python: ratio = max(cur_width / width, cur_height / height); int(cur_height / ratio).
   const double ratio = std::max(static_cast<double>(w) / target_w, static_cast<double>(h) / target_h);
   *out_h = static_cast<int>(h / ratio);
   *out_w = static_cast<int>(w / ratio);
   if (*out_h <= 0 || *out_w <= 0)
-    throw Error({.message = "image aspect ratio too extreme: a side would shrink to 0 pixels", .field = "size",
+    throw Error(ErrorInfo{.message = "image aspect ratio too extreme: a side would shrink to 0 pixels", .field = "size",
                  .expected = "a resizable image for " + dims_str(target_h, target_w), .got = dims_str(h, w)});
 }
 

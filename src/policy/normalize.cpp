@@ -17,23 +17,23 @@ std::vector<double> read_vec(const json& j, const std::string& key, const std::s
                              bool required) {
   if (!j.contains(field) || j[field].is_null()) {
     if (required)
-      throw Error({.message = "norm stats entry lacks a required field", .file = src, .field = key + "." + field,
+      throw Error(ErrorInfo{.message = "norm stats entry lacks a required field", .file = src, .field = key + "." + field,
                    .expected = "a list of numbers", .got = "nothing"});
     return {};
   }
   const json& a = j[field];
   if (!a.is_array())
-    throw Error({.message = "norm stats field must be a list of numbers", .file = src, .field = key + "." + field,
+    throw Error(ErrorInfo{.message = "norm stats field must be a list of numbers", .file = src, .field = key + "." + field,
                  .expected = "array", .got = a.type_name()});
   std::vector<double> v;
   v.reserve(a.size());
   for (size_t i = 0; i < a.size(); ++i) {
     if (!a[i].is_number())
-      throw Error({.message = "norm stats value must be a number", .file = src,
+      throw Error(ErrorInfo{.message = "norm stats value must be a number", .file = src,
                    .field = key + "." + field + "[" + std::to_string(i) + "]", .expected = "number", .got = a[i].dump()});
     const double d = a[i].get<double>();
     if (!std::isfinite(d))
-      throw Error({.message = "norm stats value is not finite", .file = src,
+      throw Error(ErrorInfo{.message = "norm stats value is not finite", .file = src,
                    .field = key + "." + field + "[" + std::to_string(i) + "]", .got = a[i].dump()});
     v.push_back(d);
   }
@@ -47,7 +47,7 @@ const NormStats& NormStatsFile::at(const std::string& key) const {
   if (it == stats.end()) {
     std::string have;
     for (const auto& [k, v] : stats) have += (have.empty() ? "" : ", ") + k;
-    throw Error({.message = "norm stats lack an entry", .file = path, .field = "norm_stats." + key,
+    throw Error(ErrorInfo{.message = "norm stats lack an entry", .file = path, .field = "norm_stats." + key,
                  .expected = key, .got = have.empty() ? "no entries" : have});
   }
   return it->second;
@@ -58,20 +58,20 @@ NormStatsFile parse_norm_stats(const std::string& text, const std::string& src) 
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    throw Error({.message = std::string("invalid JSON: ") + e.what(), .file = src});
+    throw Error(ErrorInfo{.message = std::string("invalid JSON: ") + e.what(), .file = src});
   }
   // openpi writes {"norm_stats": {...}}; accept the bare inner object too (hand-written files).
   const json* root = &j;
   if (j.is_object() && j.contains("norm_stats")) root = &j["norm_stats"];
   if (!root->is_object())
-    throw Error({.message = "norm stats must be a JSON object of {\"state\": ..., \"actions\": ...}", .file = src,
+    throw Error(ErrorInfo{.message = "norm stats must be a JSON object of {\"state\": ..., \"actions\": ...}", .file = src,
                  .field = "norm_stats"});
   NormStatsFile f;
   f.path = src;
   for (auto it = root->begin(); it != root->end(); ++it) {
     const std::string& key = it.key();
     if (!it->is_object())
-      throw Error({.message = "norm stats entry must be an object", .file = src, .field = key,
+      throw Error(ErrorInfo{.message = "norm stats entry must be an object", .file = src, .field = key,
                    .expected = "{\"mean\": [...], \"std\": [...], ...}", .got = it->type_name()});
     NormStats s;
     s.mean = read_vec(*it, key, "mean", src, true);
@@ -80,14 +80,14 @@ NormStatsFile parse_norm_stats(const std::string& text, const std::string& src) 
     s.q99 = read_vec(*it, key, "q99", src, false);
     auto same = [&](const std::vector<double>& v, const char* name) {
       if (!v.empty() && v.size() != s.mean.size())
-        throw Error({.message = "norm stats fields differ in length", .file = src, .field = key + "." + name,
+        throw Error(ErrorInfo{.message = "norm stats fields differ in length", .file = src, .field = key + "." + name,
                      .expected = std::to_string(s.mean.size()) + " (as mean)", .got = std::to_string(v.size())});
     };
     same(s.std, "std");
     same(s.q01, "q01");
     same(s.q99, "q99");
     if (s.q01.empty() != s.q99.empty())
-      throw Error({.message = "norm stats need both q01 and q99, or neither", .file = src, .field = key});
+      throw Error(ErrorInfo{.message = "norm stats need both q01 and q99, or neither", .file = src, .field = key});
     f.stats[key] = std::move(s);
   }
   return f;
@@ -95,7 +95,7 @@ NormStatsFile parse_norm_stats(const std::string& text, const std::string& src) 
 
 NormStatsFile load_norm_stats(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw Error({.message = "cannot open norm stats", .file = path});
+  if (!in) throw Error(ErrorInfo{.message = "cannot open norm stats", .file = path});
   std::string text((std::istreambuf_iterator<char>(in)), {});
   return parse_norm_stats(text, path);
 }
@@ -117,11 +117,11 @@ const char* norm_mode_name(NormMode m) { return m == NormMode::ZScore ? "z-score
 
 std::vector<double> normalize(const std::vector<double>& x, const NormStats& s, NormMode mode, const std::string& what) {
   if (x.size() > s.size())
-    throw Error({.message = what + " is wider than its norm stats", .field = what,
+    throw Error(ErrorInfo{.message = what + " is wider than its norm stats", .field = what,
                  .expected = "at most " + std::to_string(s.size()) + " values (the norm stats' width)",
                  .got = std::to_string(x.size())});
   if (mode == NormMode::Quantile && !s.has_quantiles())
-    throw Error({.message = "quantile normalisation (pi0.5) needs q01 and q99 in the norm stats", .field = what + ".q01"});
+    throw Error(ErrorInfo{.message = "quantile normalisation (pi0.5) needs q01 and q99 in the norm stats", .field = what + ".q01"});
   std::vector<double> y(x.size());
   for (size_t i = 0; i < x.size(); ++i)
     y[i] = mode == NormMode::ZScore ? (x[i] - s.mean[i]) / (s.std[i] + 1e-6)

@@ -41,13 +41,13 @@ std::vector<int> discretize_state(const std::vector<double>& state) {
 PromptTokenizer::PromptTokenizer(const std::string& model_path)
     : path_(model_path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
   if (!std::filesystem::is_regular_file(model_path))
-    throw Error({.message = "tokenizer model not found (pass --tokenizer, or put tokenizer.model beside the checkpoint)",
+    throw Error(ErrorInfo{.message = "tokenizer model not found (pass --tokenizer, or put tokenizer.model beside the checkpoint)",
                  .file = model_path});
   const auto status = sp_->Load(model_path);
-  if (!status.ok()) throw Error({.message = "not a SentencePiece model: " + status.ToString(), .file = model_path});
+  if (!status.ok()) throw Error(ErrorInfo{.message = "not a SentencePiece model: " + status.ToString(), .file = model_path});
   // openpi's formats need BOS; a model without one would silently produce different ids.
   if (sp_->bos_id() < 0)
-    throw Error({.message = "SentencePiece model has no BOS piece", .file = model_path, .field = "bos_id",
+    throw Error(ErrorInfo{.message = "SentencePiece model has no BOS piece", .file = model_path, .field = "bos_id",
                  .expected = ">= 0 (PaliGemma: 2)", .got = std::to_string(sp_->bos_id())});
 }
 
@@ -55,10 +55,14 @@ PromptTokenizer::~PromptTokenizer() = default;
 
 int PromptTokenizer::vocab_size() const { return sp_->GetPieceSize(); }
 
+std::string PromptTokenizer::piece(int id) const {
+  return id >= 0 && id < sp_->GetPieceSize() ? sp_->IdToPiece(id) : std::string("<invalid>");
+}
+
 std::vector<int> PromptTokenizer::encode(const std::string& text, bool add_bos) const {
   std::vector<int> ids;
   const auto status = sp_->Encode(text, &ids);
-  if (!status.ok()) throw Error({.message = "tokenizer failed: " + status.ToString(), .file = path_});
+  if (!status.ok()) throw Error(ErrorInfo{.message = "tokenizer failed: " + status.ToString(), .file = path_});
   if (add_bos) ids.insert(ids.begin(), sp_->bos_id());
   return ids;
 }
@@ -74,7 +78,7 @@ std::string PromptTokenizer::format(const std::string& prompt, const std::vector
 
 TokenizedPrompt PromptTokenizer::tokenize(const std::string& prompt, int max_len, const std::vector<double>* state) const {
   if (max_len <= 0)
-    throw Error({.message = "token length must be positive", .field = "max_token_len", .expected = "> 0",
+    throw Error(ErrorInfo{.message = "token length must be positive", .field = "max_token_len", .expected = "> 0",
                  .got = std::to_string(max_len)});
   std::vector<int> ids = encode(format(prompt, state), true);
   if (!state) {

@@ -32,6 +32,7 @@ class PromptTokenizer {
   explicit PromptTokenizer(const std::string& model_path);
   ~PromptTokenizer();
   int vocab_size() const;
+  std::string piece(int id) const;  // the piece text of an id (debugging, `pi0 tokenize`)
   const std::string& path() const { return path_; }
 
   std::vector<int> encode(const std::string& text, bool add_bos) const;

@@ -1,11 +1,14 @@
 // pi0 make-checkpoint: a random-weight checkpoint in exactly openpi's layout, for the demo, tests
-// and full-size benchmarks without downloading anything.
+// and full-size benchmarks without downloading anything. Besides the weights it writes what a
+// policy needs (policy/demo_assets.h): a tokenizer for the tiny presets and norm stats for every
+// built-in robot under assets/<asset_id>/, so `pi0 infer` runs on the result alone.
 #include <cstdio>
 
 #include "commands.h"
 #include "core/progress.h"
 #include "io/random_checkpoint.h"
 #include "pi0/error.h"
+#include "policy/demo_assets.h"
 
 namespace pi0::cli {
 
@@ -25,7 +28,11 @@ void add_make_checkpoint(CLI::App& app) {
     opt.seed = a->seed;
     opt.progress = stderr_is_tty();
     write_random_checkpoint(a->out, cfg, opt);
+    const DemoAssets assets = write_demo_assets(a->out, cfg);
     std::printf("wrote %s checkpoint (%s) to %s\n", a->preset.c_str(), a->dtype.c_str(), a->out.c_str());
+    if (!assets.tokenizer.empty()) std::printf("  tokenizer: %s\n", assets.tokenizer.c_str());
+    else std::printf("  no tokenizer: %s\n", assets.tokenizer_note.c_str());
+    for (const auto& p : assets.norm_stats) std::printf("  norm stats: %s\n", p.c_str());
   });
 }
 

@@ -9,5 +9,8 @@ void add_make_checkpoint(CLI::App& app);
 void add_replay(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_tokenize(CLI::App& app);
+void add_preprocess(CLI::App& app);
+void add_infer(CLI::App& app);
 
 }  // namespace pi0::cli

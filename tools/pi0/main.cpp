@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   pi0::cli::add_replay(app);
   pi0::cli::add_compare(app);
   pi0::cli::add_bench(app);
+  pi0::cli::add_tokenize(app);
+  pi0::cli::add_preprocess(app);
+  pi0::cli::add_infer(app);
   app.parse_complete_callback([&] { pi0::set_num_threads(threads); });
   try {
     app.parse(argc, argv);

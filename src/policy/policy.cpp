@@ -1,0 +1,212 @@
+#include "policy/policy.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "pi0/error.h"
+#include "policy/image.h"
+#include "policy/normalize.h"
+#include "policy/tokenizer.h"
+
+namespace pi0 {
+
+namespace fs = std::filesystem;
+
+struct Policy::Impl {
+  std::unique_ptr<Pi0Model> model;
+  RobotConfig robot;
+  std::unique_ptr<PromptTokenizer> tokenizer;
+  NormStatsFile stats;
+  NormMode mode = NormMode::ZScore;
+  std::string default_prompt;
+};
+
+Policy::Policy() : impl_(std::make_unique<Impl>()) {}
+Policy::~Policy() = default;
+
+namespace {
+
+std::string resolve_norm_stats(const std::string& ckpt, const std::string& given, const RobotConfig& robot) {
+  if (!given.empty()) {
+    const fs::path p = fs::is_directory(given) ? fs::path(given) / "norm_stats.json" : fs::path(given);
+    if (!fs::is_regular_file(p))
+      throw Error(ErrorInfo{.message = "norm stats not found (--norm-stats)", .file = p.string()});
+    return p.string();
+  }
+  // openpi's layout: <checkpoint>/assets/<asset_id>/norm_stats.json.
+  const fs::path p = fs::path(ckpt) / "assets" / robot.asset_id / "norm_stats.json";
+  if (!fs::is_regular_file(p))
+    throw Error(ErrorInfo{.message = "norm stats for robot " + robot.name + " not found (openpi puts them at "
+                            "<checkpoint>/assets/<asset_id>/norm_stats.json; or pass --norm-stats)",
+                 .file = p.string(), .field = "asset_id", .got = robot.asset_id});
+  return p.string();
+}
+
+std::string resolve_tokenizer(const std::string& ckpt, const std::string& given) {
+  const fs::path p = given.empty() ? fs::path(ckpt) / "tokenizer.model" : fs::path(given);
+  if (!fs::is_regular_file(p))
+    throw Error(ErrorInfo{.message = given.empty() ? "tokenizer model not found beside the checkpoint (pass --tokenizer with "
+                                            "the PaliGemma tokenizer.model)"
+                                          : "tokenizer model not found",
+                 .file = p.string()});
+  return p.string();
+}
+
+// Our extension: the caller's initial noise, [H, A] or [1, H, A], F32 or F64, finite.
+Tensor noise_from(const Value& v, const ModelConfig& c) {
+  const Tensor* t = v.get_if<Tensor>();
+  const Shape want = {c.action_horizon, c.action_dim};
+  if (!t) throw Error(ErrorInfo{.message = "noise must be an array", .field = "noise", .expected = shape_str(want)});
+  if (t->dtype() != DType::F32 && t->dtype() != DType::F64)
+    throw Error(ErrorInfo{.message = "noise must be float32 or float64", .field = "noise", .expected = "F32 or F64",
+                 .got = dtype_name(t->dtype())});
+  Shape s = t->shape();
+  if (s.size() == 3 && s[0] == 1) s.erase(s.begin());
+  if (s != want)
+    throw Error(ErrorInfo{.message = "noise has the wrong shape", .field = "noise", .expected = shape_str(want),
+                 .got = shape_str(t->shape())});
+  Tensor out = Tensor::zeros(DType::F32, {1, c.action_horizon, c.action_dim});
+  float* o = out.data_mut<float>();
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const double x = t->dtype() == DType::F32 ? t->data<float>()[i] : t->data<double>()[i];
+    if (!std::isfinite(x))
+      throw Error(ErrorInfo{.message = "noise is not finite", .field = "noise[" + std::to_string(i) + "]"});
+    o[i] = static_cast<float>(x);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions& opt) {
+  std::unique_ptr<Policy> p(new Policy());
+  Impl& m = *p->impl_;
+  if (opt.robot.empty())
+    throw Error(ErrorInfo{.message = "no robot given", .field = "robot",
+                 .expected = "aloha, aloha_sim, droid, libero or a robot .json"});
+  // Cheap checks first, so a missing file is reported before the weights are mapped.
+  const std::string tok_path = resolve_tokenizer(dir, opt.tokenizer_path);
+  m.model = Pi0Model::load(dir, opt.backend.empty() ? default_backend_name() : opt.backend);
+  const ModelConfig& c = m.model->config();
+  m.robot = resolve_robot(opt.robot, c.pi05);
+  m.tokenizer = std::make_unique<PromptTokenizer>(tok_path);
+  m.stats = load_norm_stats(resolve_norm_stats(dir, opt.norm_stats_path, m.robot));
+  m.mode = norm_mode_for(c.pi05);
+  m.default_prompt = opt.default_prompt;
+
+  // Everything must fit together; say which part does not.
+  const RobotConfig& r = m.robot;
+  if (r.state_dim() > c.action_dim)
+    throw Error(ErrorInfo{.message = "robot " + r.name + " has a wider state than the model", .file = dir,
+                 .field = "action_dim", .expected = ">= " + std::to_string(r.state_dim()), .got = std::to_string(c.action_dim)});
+  if (r.action_dim > c.action_dim)
+    throw Error(ErrorInfo{.message = "robot " + r.name + " needs more action dims than the model predicts", .file = dir,
+                 .field = "action_dim", .expected = ">= " + std::to_string(r.action_dim), .got = std::to_string(c.action_dim)});
+  if (c.image_channels != 3)
+    throw Error(ErrorInfo{.message = "model must take RGB images", .file = dir, .field = "image_channels", .expected = "3",
+                 .got = std::to_string(c.image_channels)});
+  for (const char* key : {"state", "actions"}) {
+    const NormStats& s = m.stats.at(key);
+    if (m.mode == NormMode::Quantile && !s.has_quantiles())
+      throw Error(ErrorInfo{.message = "pi0.5 normalises with quantiles but the norm stats have none", .file = m.stats.path,
+                   .field = std::string(key) + ".q01"});
+  }
+  if (static_cast<int>(m.stats.at("state").size()) < r.state_dim())
+    throw Error(ErrorInfo{.message = "norm stats are narrower than robot " + r.name + "'s state", .file = m.stats.path,
+                 .field = "state.mean", .expected = ">= " + std::to_string(r.state_dim()) + " values",
+                 .got = std::to_string(m.stats.at("state").size())});
+  if (m.tokenizer->vocab_size() > c.vlm.vocab_size)
+    throw Error(ErrorInfo{.message = "tokenizer has more pieces than the model's vocabulary", .file = tok_path,
+                 .field = "vocab_size", .expected = "<= " + std::to_string(c.vlm.vocab_size),
+                 .got = std::to_string(m.tokenizer->vocab_size())});
+  return p;
+}
+
+const ModelConfig& Policy::config() const { return impl_->model->config(); }
+const RobotConfig& Policy::robot() const { return impl_->robot; }
+const std::string& Policy::norm_stats_path() const { return impl_->stats.path; }
+const std::string& Policy::tokenizer_path() const { return impl_->tokenizer->path(); }
+Dict Policy::metadata() const { return impl_->robot.metadata; }
+
+PreparedObservation Policy::prepare(const Dict& obs) const {
+  const Impl& m = *impl_;
+  const ModelConfig& c = m.model->config();
+  // 1-2. Robot inputs (and the default prompts, in openpi's order: server's, then the config's).
+  RobotObservation ro = robot_inputs(m.robot, obs);
+  PreparedObservation out;
+  if (ro.prompt) out.prompt = *ro.prompt;
+  else if (!m.default_prompt.empty()) out.prompt = m.default_prompt;
+  else if (!m.robot.default_prompt.empty()) out.prompt = m.robot.default_prompt;
+  else
+    throw Error(ErrorInfo{.message = "observation has no prompt and no default prompt is set", .field = "prompt",
+                 .expected = "a \"prompt\" string (or --default-prompt)"});
+  // 3. Normalize (float64, as openpi's stats are).
+  const std::vector<double> state = normalize(ro.state, m.stats.at("state"), m.mode, "state");
+  // 5. ResizeImages (Pillow bilinear on uint8), then the model's x/255·2−1. Absent cameras are
+  // black (−1) and masked.
+  ModelInputs& in = out.inputs;
+  const int H = c.image_height, W = c.image_width;
+  for (const std::string& cam : c.cameras) {
+    auto it = ro.images.find(cam);
+    Tensor img = Tensor::zeros(DType::F32, {1, 3, H, W});
+    Tensor mask = Tensor::zeros(DType::U8, {1});
+    if (it != ro.images.end()) {
+      const Tensor t = image_to_model_input(resize_with_pad_pillow(it->second, H, W));
+      std::copy_n(t.data<float>(), t.numel(), img.data_mut<float>());
+      mask.data_mut<uint8_t>()[0] = 1;
+    } else {
+      std::fill_n(img.data_mut<float>(), img.numel(), -1.0f);
+    }
+    in.images.push_back(std::move(img));
+    in.image_masks.push_back(std::move(mask));
+  }
+  // 6. TokenizePrompt: π0.5 with discrete state puts the normalised, unpadded state in the prompt.
+  const bool discrete = c.pi05 && c.discrete_state_input;
+  const TokenizedPrompt tp = m.tokenizer->tokenize(out.prompt, c.max_token_len, discrete ? &state : nullptr);
+  out.untruncated_tokens = tp.untruncated_len;
+  in.tokens = Tensor::zeros(DType::I32, {1, c.max_token_len});
+  in.token_mask = Tensor::zeros(DType::U8, {1, c.max_token_len});
+  std::copy(tp.ids.begin(), tp.ids.end(), in.tokens.data_mut<int32_t>());
+  std::copy(tp.mask.begin(), tp.mask.end(), in.token_mask.data_mut<uint8_t>());
+  // 7. PadStatesAndActions: zeros after normalisation; the model takes float32.
+  in.state = Tensor::zeros(DType::F32, {1, c.action_dim});
+  for (size_t i = 0; i < state.size(); ++i) in.state.data_mut<float>()[i] = static_cast<float>(state[i]);
+  if (auto it = obs.find("noise"); it != obs.end() && !it->second.is_null()) in.noise = noise_from(it->second, c);
+  return out;
+}
+
+Dict Policy::infer(const Dict& obs) const { return infer(obs, InferOptions{}); }
+
+Dict Policy::infer(const Dict& obs, const InferOptions& o) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Impl& m = *impl_;
+  const ModelConfig& c = m.model->config();
+  PreparedObservation prep = prepare(obs);
+  SampleOptions so;
+  so.seed = o.seed;
+  const Tensor act = m.model->sample_actions(prep.inputs, so);  // F32 [1, H, A], normalised
+  const int64_t H = c.action_horizon, A = c.action_dim;
+  if (act.shape() != Shape{1, H, A})
+    throw Error(ErrorInfo{.message = "model returned actions of an unexpected shape", .expected = shape_str({1, H, A}),
+                 .got = shape_str(act.shape())});
+  // Unnormalize (float64) the actions and the float32 state the model saw, as openpi does with
+  // the model's {"state", "actions"} outputs; then AbsoluteActions and the robot's outputs.
+  std::vector<double> actions(static_cast<size_t>(H * A));
+  for (int64_t i = 0; i < H * A; ++i) actions[i] = act.data<float>()[i];
+  unnormalize_rows(actions.data(), static_cast<size_t>(H), static_cast<size_t>(A), m.stats.at("actions"), m.mode);
+  std::vector<double> state(static_cast<size_t>(A));
+  for (int64_t i = 0; i < A; ++i) state[i] = prep.inputs.state.data<float>()[i];
+  unnormalize_rows(state.data(), 1, static_cast<size_t>(A), m.stats.at("state"), m.mode);
+  const std::vector<double> robot_actions = robot_outputs(m.robot, actions, H, A, state);
+
+  Tensor out = Tensor::zeros(DType::F64, {H, m.robot.action_dim});
+  std::copy(robot_actions.begin(), robot_actions.end(), out.data_mut<double>());
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  Dict reply;
+  reply["actions"] = Value(std::move(out));
+  reply["policy_timing"] = Value(Dict{{"infer_ms", Value(ms)}});
+  return reply;
+}
+
+}  // namespace pi0

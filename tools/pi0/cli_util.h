@@ -1,0 +1,45 @@
+// Small parsing helpers shared by the policy subcommands (tokenize, preprocess, infer).
+#pragma once
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "pi0/error.h"
+
+namespace pi0::cli {
+
+// "v1,v2,…" -> numbers; `what` names the option in errors. NaN/inf are parsed as such (callers
+// decide whether they are acceptable).
+inline std::vector<double> parse_number_list(const std::string& text, const std::string& what) {
+  std::vector<double> out;
+  if (text.empty()) return out;
+  size_t b = 0;
+  while (true) {
+    const size_t e = text.find(',', b);
+    const std::string item = text.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || end == item.c_str() || *end != '\0' || errno == ERANGE)
+      throw Error(ErrorInfo{.message = "not a number in a comma-separated list", .field = what,
+                   .expected = "v1,v2,...", .got = "'" + item + "' in '" + text + "'"});
+    out.push_back(v);
+    if (e == std::string::npos) break;
+    b = e + 1;
+  }
+  return out;
+}
+
+// "H,W" -> two positive ints.
+inline void parse_size(const std::string& text, int* h, int* w) {
+  const auto v = parse_number_list(text, "--size");
+  if (v.size() != 2 || v[0] < 1 || v[1] < 1 || v[0] != static_cast<int>(v[0]) || v[1] != static_cast<int>(v[1]) ||
+      v[0] > 8192 || v[1] > 8192)
+    throw Error(ErrorInfo{.message = "image size must be two positive integers", .field = "--size", .expected = "H,W (e.g. 224,224)",
+                 .got = text});
+  *h = static_cast<int>(v[0]);
+  *w = static_cast<int>(v[1]);
+}
+
+}  // namespace pi0::cli

@@ -1,0 +1,132 @@
+// pi0 infer: one observation from files and flags through the whole policy (robot mapping,
+// normalisation, tokenizer, resize, model, unnormalise, robot outputs) and the action chunk it
+// returns, as a table or JSON, with the time taken.
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "policy/image.h"
+#include "policy/policy.h"
+
+namespace pi0::cli {
+
+namespace {
+
+// --image KEY=FILE: KEY may be the robot's observation key ("observation/image"), its last path
+// component ("image", "cam_high") or the model camera it feeds ("base_0_rgb").
+const RobotCamera& camera_for(const RobotConfig& r, const std::string& key) {
+  for (const auto& c : r.cameras) {
+    const std::string tail = c.obs_key.substr(c.obs_key.rfind('/') + 1);
+    if (key == c.obs_key || key == c.model_key || key == tail) return c;
+  }
+  std::string keys;
+  for (const auto& c : r.cameras) keys += (keys.empty() ? "" : ", ") + c.obs_key + (c.required ? "" : " (optional)");
+  throw Error(ErrorInfo{.message = "robot " + r.name + " has no camera called '" + key + "'", .field = "--image",
+               .expected = keys, .got = key});
+}
+
+void put(Dict& obs, const std::string& key, Value v, bool nested) {
+  const size_t slash = key.find('/');
+  if (!nested || slash == std::string::npos) {
+    obs[key] = std::move(v);
+    return;
+  }
+  Value& group = obs[key.substr(0, slash)];
+  if (!group.is<Dict>()) group = Value(Dict{});
+  group.get_if<Dict>()->emplace(key.substr(slash + 1), std::move(v));
+}
+
+}  // namespace
+
+void add_infer(CLI::App& app) {
+  auto* cmd = app.add_subcommand("infer", "Run the policy on images + state + prompt and print the action chunk");
+  struct Args {
+    std::string checkpoint, robot, state, prompt, tokenizer, norm_stats, backend;
+    std::vector<std::string> images;
+    bool json = false;
+    std::optional<uint64_t> seed;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--checkpoint", a->checkpoint, "checkpoint directory")->required();
+  cmd->add_option("--robot", a->robot, "aloha | aloha_sim | droid | libero | path/to/robot.json")->required();
+  cmd->add_option("--image", a->images, "KEY=FILE, one per camera (KEY: observation key, e.g. observation/image, "
+                                        "its last part, e.g. cam_high, or the model camera, e.g. base_0_rgb)");
+  cmd->add_option("--state", a->state, "raw robot state v1,v2,... (all state values of the robot, in order)")->required();
+  cmd->add_option("--prompt", a->prompt, "task prompt (default: the robot's default prompt, if any)");
+  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer model (default: <checkpoint>/tokenizer.model)");
+  cmd->add_option("--norm-stats", a->norm_stats, "norm_stats.json or its directory "
+                                                 "(default: <checkpoint>/assets/<asset_id>/norm_stats.json)");
+  cmd->add_option("--backend", a->backend, "reference | cpu (default: the fastest available)");
+  cmd->add_option("--seed", a->seed, "noise seed (same seed, same actions)");
+  cmd->add_flag("--json", a->json, "print JSON");
+  cmd->callback([a] {
+    const auto t0 = std::chrono::steady_clock::now();
+    PolicyOptions po{.robot = a->robot, .tokenizer_path = a->tokenizer, .norm_stats_path = a->norm_stats,
+                     .default_prompt = "", .backend = a->backend};
+    auto policy = Policy::load(a->checkpoint, po);
+    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const RobotConfig& r = policy->robot();
+
+    Dict obs;
+    const bool nested = !r.images_group.empty();  // ALOHA clients send {"images": {...}}
+    for (const std::string& spec : a->images) {
+      const size_t eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+        throw Error(ErrorInfo{.message = "--image takes KEY=FILE", .field = "--image", .expected = "KEY=FILE", .got = spec});
+      const RobotCamera& cam = camera_for(r, spec.substr(0, eq));
+      const ImageU8 img = decode_image_file(spec.substr(eq + 1));
+      Tensor t = Tensor::zeros(DType::U8, {img.height, img.width, 3});
+      std::copy(img.pixels.begin(), img.pixels.end(), t.data_mut<uint8_t>());
+      put(obs, cam.obs_key, Value(std::move(t)), nested);
+    }
+    // The state flag carries every state value; split it over the robot's state keys.
+    const std::vector<double> state = parse_number_list(a->state, "--state");
+    if (static_cast<int>(state.size()) != r.state_dim())
+      throw Error(ErrorInfo{.message = "robot " + r.name + " takes " + std::to_string(r.state_dim()) + " state values",
+                   .field = "--state", .expected = std::to_string(r.state_dim()) + " values",
+                   .got = std::to_string(state.size())});
+    size_t off = 0;
+    for (const auto& part : r.state) {
+      Tensor t = Tensor::zeros(DType::F64, {part.size});
+      std::copy_n(state.begin() + static_cast<std::ptrdiff_t>(off), part.size, t.data_mut<double>());
+      off += static_cast<size_t>(part.size);
+      put(obs, part.obs_key, Value(std::move(t)), false);
+    }
+    if (!a->prompt.empty()) obs["prompt"] = Value(a->prompt);
+
+    InferOptions io;
+    io.seed = a->seed;
+    const Dict reply = policy->infer(obs, io);
+    const Tensor& act = *reply.at("actions").get_if<Tensor>();
+    const double infer_ms = *reply.at("policy_timing").get_if<Dict>()->at("infer_ms").get_if<double>();
+    const int64_t H = act.dim(0), D = act.dim(1);
+    const double* v = act.data<double>();
+    if (a->json) {
+      nlohmann::ordered_json j;
+      j["robot"] = r.name;
+      j["prompt"] = policy->prepare(obs).prompt;
+      std::vector<std::vector<double>> rows(static_cast<size_t>(H));
+      for (int64_t h = 0; h < H; ++h) rows[h].assign(v + h * D, v + (h + 1) * D);
+      j["actions"] = rows;
+      j["infer_ms"] = infer_ms;
+      j["load_ms"] = load_ms;
+      std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    std::printf("action chunk: %lld steps x %lld dims (robot %s, %s actions)\n", static_cast<long long>(H),
+                static_cast<long long>(D), r.name.c_str(), r.delta_mask.empty() ? "absolute" : "delta -> absolute");
+    std::printf("%5s", "step");
+    for (int64_t d = 0; d < D; ++d) std::printf(" %9s", ("a" + std::to_string(d)).c_str());
+    std::printf("\n");
+    for (int64_t h = 0; h < H; ++h) {
+      std::printf("%5lld", static_cast<long long>(h));
+      for (int64_t d = 0; d < D; ++d) std::printf(" %9.4f", v[h * D + d]);
+      std::printf("\n");
+    }
+    std::printf("inference: %.1f ms (load: %.1f ms)\n", infer_ms, load_ms);
+  });
+}
+
+}  // namespace pi0::cli
