@@ -1,17 +1,18 @@
-// Backend selection by name. The fast `cpu` backend is the default once it exists; until then
-// the reference backend is the only one and therefore the default.
+// Backend selection by name. The fast `cpu` backend is the default: users get it without asking.
+#include "backend/cpu/cpu_backend.h"
 #include "backend/ops.h"
 #include "backend/reference/reference_backend.h"
 #include "pi0/error.h"
 
 namespace pi0 {
 
-std::vector<std::string> backend_names() { return {"reference"}; }
+std::vector<std::string> backend_names() { return {"cpu", "reference"}; }
 
-std::string default_backend_name() { return "reference"; }
+std::string default_backend_name() { return "cpu"; }
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {
   if (name == "reference") return make_reference_backend();
+  if (name == "cpu") return make_cpu_backend();
   std::string known;
   for (const auto& n : backend_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error({.message = "unknown backend", .field = "backend", .expected = known, .got = name});

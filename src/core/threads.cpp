@@ -1,5 +1,9 @@
 #include "pi0/threads.h"
 
+#ifdef PI0_OPENMP
+#include <omp.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -10,6 +14,48 @@
 #include <vector>
 
 namespace pi0 {
+
+#ifdef PI0_OPENMP
+// With OpenMP the library and oneDNN (whose Debian build runs on OpenMP) share one thread team,
+// so the two never compete for the cores, and the team's spin-wait keeps the many small ops of
+// the denoise loop cheap to dispatch.
+namespace {
+int g_threads = 0;
+}
+
+void set_num_threads(int n) {
+  g_threads = n > 0 ? n : static_cast<int>(std::thread::hardware_concurrency());
+  omp_set_num_threads(std::max(1, g_threads));
+}
+
+int num_threads() {
+  if (g_threads == 0) set_num_threads(0);
+  return std::max(1, g_threads);
+}
+
+void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+  if (n <= 0) return;
+  const int parts = static_cast<int>(std::min<int64_t>(num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(1, grain))));
+  if (parts <= 1 || omp_in_parallel()) {
+    fn(0, n);
+    return;
+  }
+  std::exception_ptr error;
+#pragma omp parallel num_threads(parts)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t b = n * t / nt, e = n * (t + 1) / nt;
+    try {
+      if (b < e) fn(b, e);
+    } catch (...) {
+#pragma omp critical
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+#else
 namespace {
 
 // Workers sleep on a condition variable and wake for each job generation. A job is split into
@@ -133,5 +179,6 @@ void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, in
   if (n <= 0) return;
   pool().run(n, fn, grain);
 }
+#endif
 
 }  // namespace pi0

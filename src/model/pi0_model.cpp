@@ -1,6 +1,7 @@
 #include "model/pi0_model.h"
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -231,8 +232,16 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
   Workspace& ws = *ws_owner;
   Backend& be = *m.backend;
 
+  using clock = std::chrono::steady_clock;
+  auto ms_since = [](clock::time_point t0) { return std::chrono::duration<double, std::milli>(clock::now() - t0).count(); };
+  auto t0 = clock::now();
   // Prefix pass, once: fills every layer's K/V for the prefix rows of the key sequence.
   m.embed_prefix(in, ws, obs);
+  if (opt.timings) {
+    *opt.timings = {};
+    opt.timings->vision_ms = ms_since(t0);
+    t0 = clock::now();
+  }
   m.setup_streams(ws);
   ws.vlm.skip_last_tail = !obs;  // only the K/V of the last layer matter for sampling
   LayerCallback on_layer;
@@ -247,6 +256,7 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
     final_norm(be, ws.vlm, B, out);
     obs("prefix_out", tensor_of(out, {B, P, c.vlm.width}));
   }
+  if (opt.timings) opt.timings->prefix_ms = ms_since(t0);
 
   // Euler steps from t = 1 (noise) towards t = 0 (actions); the suffix never writes the prefix K/V.
   Mat x = ws.x_t.mat(B * H, A), v = ws.vel.mat(B * H, A);
@@ -262,6 +272,7 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
   std::vector<float> times, tb(static_cast<size_t>(B));
   for (int step = 0; t >= -dt / 2 && step <= 2 * num_steps; ++step) {
     times.push_back(t);
+    const auto step_start = clock::now();
     std::fill(tb.begin(), tb.end(), t);
     Mat suffix = ws.suffix_x.mat(B * S, c.expert.width);
     embed_suffix(be, c, m.w.heads, state, x, tb.data(), ws.suffix, suffix, ws.expert.cond);
@@ -277,6 +288,7 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
     if (first) obs("velocity_t1", tensor_of(v, {B, H, A}));
     for (int64_t i = 0; i < B * H * A; ++i) x.data[i] += dt * v.data[i];
     t += dt;
+    if (opt.timings) opt.timings->step_ms.push_back(ms_since(step_start));
   }
   Tensor actions = tensor_of(x, {B, H, A});
   if (obs) {

@@ -33,10 +33,17 @@ struct ModelInputs {
 // plus per-layer module outputs) when set; the model never prints.
 using Observer = std::function<void(const std::string& name, const Tensor& value)>;
 
+// Wall time of each stage of one sample_actions call, in milliseconds.
+struct SampleTimings {
+  double vision_ms = 0, prefix_ms = 0;  // prefix_ms: the VLM layers over the prefix (after vision)
+  std::vector<double> step_ms;          // one per denoising step
+};
+
 struct SampleOptions {
   int num_steps = 0;                 // 0: the config's num_steps
   std::optional<uint64_t> seed;      // noise seed when inputs.noise is undefined
   Observer observer;                 // null: skip work no output needs (masked cameras, last VLM layer)
+  SampleTimings* timings = nullptr;  // filled when set
 };
 
 struct TrainOutputs {

@@ -1,0 +1,307 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/kernels.h"
+#include "pi0/error.h"
+#include "pi0/threads.h"
+
+namespace pi0 {
+namespace {
+
+using cpu::MatmulSpec;
+using cpu::Post;
+
+// Weights in the GEMM's input dtype: bf16 (a view of a bf16 checkpoint, or converted once from
+// f32), or f32 on CPUs without a bf16 path.
+class CpuLinear : public LinearWeight {
+ public:
+  Tensor w;
+  std::vector<float> bias;
+};
+
+Post post_of(Epilogue ep) {
+  switch (ep) {
+    case Epilogue::None: return Post::None;
+    case Epilogue::GeluTanh: return Post::GeluTanh;
+    case Epilogue::Silu: return Post::Silu;
+  }
+  return Post::None;
+}
+
+// Grow-only scratch of the calling thread: after the first call of a shape nothing allocates.
+template <class T>
+T* scratch(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+// cos/sin of RoPE angles for positions 0..max, per (theta, head_dim), built once and grown.
+class RopeTable {
+ public:
+  void get(double theta, int head_dim, int32_t pos, const float** c, const float** s) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (theta != theta_ || head_dim != hd_) { theta_ = theta; hd_ = head_dim; cos_.clear(); sin_.clear(); rows_ = 0; }
+    const int half = head_dim / 2;
+    if (pos >= rows_) {
+      int64_t rows = std::max<int64_t>(pos + 1, 2 * rows_);
+      cos_.resize(rows * half);
+      sin_.resize(rows * half);
+      for (int64_t p = rows_; p < rows; ++p)
+        for (int f = 0; f < half; ++f) {
+          const double a = static_cast<double>(p) * std::pow(theta, -2.0 * f / head_dim);
+          cos_[p * half + f] = static_cast<float>(std::cos(a));
+          sin_[p * half + f] = static_cast<float>(std::sin(a));
+        }
+      rows_ = rows;
+    }
+    *c = cos_.data() + static_cast<int64_t>(pos) * half;
+    *s = sin_.data() + static_cast<int64_t>(pos) * half;
+  }
+
+ private:
+  std::mutex mu_;
+  double theta_ = 0;
+  int hd_ = 0;
+  int64_t rows_ = 0;
+  std::vector<float> cos_, sin_;
+};
+
+class CpuBackend : public Backend {
+ public:
+  CpuBackend() : bf16_(cpu::dnnl_bf16_supported()) {
+    if (!bf16_)
+      std::fprintf(stderr, "pi0: this CPU has no bf16 matmul path in oneDNN; the cpu backend runs in fp32\n");
+  }
+  std::string name() const override { return "cpu"; }
+
+  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias) override {
+    auto r = std::make_unique<CpuLinear>();
+    r->out = w.dim(0);
+    r->in = w.numel() / r->out;
+    const DType want = bf16_ ? DType::BF16 : DType::F32;
+    r->w = (w.dtype() == want ? w : w.to(want)).reshaped({r->out, r->in});
+    if (bias) {
+      r->bias = bias->to_f32_vector();
+      r->has_bias = true;
+    }
+    return r;
+  }
+
+  void linear(const Mat& x, const LinearWeight& lw, const Mat& y, Epilogue ep, bool accumulate) override {
+    const auto& w = static_cast<const CpuLinear&>(lw);
+    check(x, w, y);
+    const void* a = convert_input(x, a_buf_);
+    gemm(a, x.rows, w, y.data, y.ld, false, post_of(ep), accumulate);
+  }
+
+  void mlp_geglu(const Mat& x, const LinearWeight& gate, const LinearWeight& up, const LinearWeight& down,
+                 const Mat& gate_buf, const Mat& up_buf, const Mat& y, bool accumulate) override {
+    const auto& g = static_cast<const CpuLinear&>(gate);
+    const auto& u = static_cast<const CpuLinear&>(up);
+    const auto& d = static_cast<const CpuLinear&>(down);
+    const int64_t M = x.rows, F = g.out;
+    const void* a = convert_input(x, a_buf_);
+    if (!bf16_) {
+      gemm(a, M, g, gate_buf.data, gate_buf.ld, false, Post::GeluTanh, false);
+      gemm(a, M, u, up_buf.data, up_buf.ld, false, Post::None, false);
+      parallel_for(M, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t j = 0; j < F; ++j) gate_buf.row(r)[j] *= up_buf.row(r)[j];
+      });
+      gemm(gate_buf.data, M, d, y.data, y.ld, false, Post::None, accumulate, gate_buf.ld);
+      return;
+    }
+    // bf16 intermediates live in the caller's f32 scratch (half its bytes): gelu(gate) and up come
+    // out of the GEMMs as bf16, their product feeds the down projection directly.
+    auto* gb = reinterpret_cast<uint16_t*>(gate_buf.data);
+    auto* ub = reinterpret_cast<uint16_t*>(up_buf.data);
+    gemm(a, M, g, gb, F, true, Post::GeluTanh, false);
+    gemm(a, M, u, ub, F, true, Post::None, false);
+    parallel_for(M, [&](int64_t r0, int64_t r1) { cpu::mul_bf16(gb + r0 * F, ub + r0 * F, (r1 - r0) * F, gb + r0 * F); });
+    gemm(gb, M, d, y.data, y.ld, false, Post::None, accumulate, F);
+  }
+
+  void layer_norm(const Mat& x, const float* w, const float* b, float eps, const Mat& y) override {
+    parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) cpu::layer_norm_row(x.row(r), x.cols, w, b, eps, y.row(r));
+    });
+  }
+
+  void rms_norm(const Mat& x, const float* scale, const float* shift, float eps, const Mat& y) override {
+    parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) cpu::rms_norm_row(x.row(r), x.cols, scale, shift, eps, y.row(r));
+    });
+  }
+
+  void rope(const Mat& x, int heads, int head_dim, const int32_t* pos, double theta) override {
+    const int half = head_dim / 2;
+    parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
+      std::vector<float> own;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float *c, *s;
+        if (pos[r] >= 0) {
+          rope_.get(theta, head_dim, pos[r], &c, &s);
+        } else {  // a masked first token (position −1): rare, computed directly
+          own.resize(2 * half);
+          for (int f = 0; f < half; ++f) {
+            const double a = pos[r] * std::pow(theta, -2.0 * f / head_dim);
+            own[f] = static_cast<float>(std::cos(a));
+            own[half + f] = static_cast<float>(std::sin(a));
+          }
+          c = own.data();
+          s = own.data() + half;
+        }
+        for (int h = 0; h < heads; ++h) {
+          float* v = x.row(r) + static_cast<int64_t>(h) * head_dim;
+#pragma omp simd
+          for (int f = 0; f < half; ++f) {
+            const float a = v[f], b = v[f + half];
+            v[f] = a * c[f] - b * s[f];
+            v[f + half] = b * c[f] + a * s[f];
+          }
+        }
+      }
+    });
+  }
+
+  // Blocked attention: per KV head, the queries of its head group are stacked into one matrix
+  // (MQA: the 8 heads share every K/V row load), so logits and P·V are two GEMMs per block of
+  // queries, and only one block of scores per thread ever exists. Work items (KV head, query
+  // block) run in parallel, each on one thread with serial GEMMs: two parallel regions per call
+  // whatever the head count, which keeps the many small vision heads cheap.
+  void attention(const Mat& q, const Mat& k, const Mat& v, const AttentionMask& m, const AttentionShape& sh,
+                 const Mat& out) override {
+    const int64_t T = q.rows, S = k.rows, Hd = sh.head_dim, Kh = sh.num_kv_heads, G = sh.num_heads / Kh;
+    const int64_t Tb = std::max<int64_t>(1, std::min<int64_t>(T, 256 / G));
+    const int64_t blocks = (T + Tb - 1) / Tb;
+    const size_t esz = bf16_ ? 2 : 4;
+    // K and V of every KV head in the GEMM dtype, head-major: [Kh][S][Hd].
+    auto* kb = reinterpret_cast<char*>(scratch(kb_, (Kh * S * Hd * esz + 3) / 4));
+    auto* vb = reinterpret_cast<char*>(scratch(vb_, (Kh * S * Hd * esz + 3) / 4));
+    parallel_for(S, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t g = 0; g < Kh; ++g) {
+          store(kb, (g * S + j) * Hd, k.row(j) + g * Hd, Hd, 1.f);
+          store(vb, (g * S + j) * Hd, v.row(j) + g * Hd, Hd, 1.f);
+        }
+    });
+    parallel_for(Kh * blocks, [&](int64_t w0, int64_t w1) {
+      thread_local std::vector<float> qbuf, lbuf, pbuf, obuf;
+      for (int64_t w = w0; w < w1; ++w) {
+        const int64_t g = w / blocks, t0 = (w % blocks) * Tb, tb = std::min(Tb, T - t0), R = tb * G;
+        auto* qb = reinterpret_cast<char*>(scratch(qbuf, (R * Hd * esz + 3) / 4));
+        float* logits = scratch(lbuf, R * S);
+        auto* pb = reinterpret_cast<char*>(scratch(pbuf, (R * S * esz + 3) / 4));
+        float* ob = scratch(obuf, R * Hd);
+        for (int64_t r = 0; r < R; ++r) store(qb, r * Hd, q.row(t0 + r / G) + (g * G + r % G) * Hd, Hd, sh.scale);
+        const char* kg = kb + g * S * Hd * esz;
+        const char* vg = vb + g * S * Hd * esz;
+        MatmulSpec qk{.M = R, .K = Hd, .N = S, .lda = Hd, .b_sk = 1, .b_sn = Hd, .ldc = S, .bf16 = bf16_};
+        cpu::matmul(qk, qb, kg, nullptr, logits);
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t i = t0 + r / G;
+          float* l = logits + r * S;
+          const bool qv = !m.q_valid || m.q_valid[i];
+          const int32_t qg = m.q_group ? m.q_group[i] : 0;
+          float mx = -INFINITY;
+          for (int64_t j = 0; j < S; ++j) {
+            const bool ok = qv && (!m.k_valid || m.k_valid[j]) && (m.k_group ? m.k_group[j] : 0) <= qg;
+            if (!ok) l[j] = m.mask_value;  // = logit + mask_value in f32 for any finite logit
+            mx = std::max(mx, l[j]);
+          }
+          const float sum = cpu::exp_sum_row(l, S, mx);
+          store(pb, r * S, l, S, 1.f / sum);
+        }
+        MatmulSpec pv{.M = R, .K = S, .N = Hd, .lda = S, .b_sk = Hd, .b_sn = 1, .ldc = Hd, .bf16 = bf16_};
+        cpu::matmul(pv, pb, vg, nullptr, ob);
+        for (int64_t r = 0; r < R; ++r)
+          std::memcpy(out.row(t0 + r / G) + (g * G + r % G) * Hd, ob + r * Hd, sizeof(float) * Hd);
+      }
+    });
+  }
+
+  void activation(const Mat& x, Epilogue ep) override {
+    parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t j = 0; j < x.cols; ++j) {
+          float& z = x.row(r)[j];
+          if (ep == Epilogue::GeluTanh) z = 0.5f * z * (1.f + std::tanh(0.7978845608028654f * (z + 0.044715f * z * z * z)));
+          else if (ep == Epilogue::Silu) z = z / (1.f + std::exp(-z));
+        }
+    });
+  }
+
+  void add(const Mat& y, const Mat& x, const float* col_scale) override {
+    parallel_for(y.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        float* yr = y.row(r);
+        const float* xr = x.row(r);
+        if (col_scale) {
+#pragma omp simd
+          for (int64_t j = 0; j < y.cols; ++j) yr[j] += xr[j] * col_scale[j];
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < y.cols; ++j) yr[j] += xr[j];
+        }
+      }
+    });
+  }
+
+ private:
+  // n floats from src, times s, into element idx of a buffer of the GEMM dtype.
+  void store(char* dst, int64_t idx, const float* src, int64_t n, float s) const {
+    if (bf16_) cpu::to_bf16_scaled(src, n, s, reinterpret_cast<uint16_t*>(dst) + idx);
+    else for (int64_t i = 0; i < n; ++i) reinterpret_cast<float*>(dst)[idx + i] = src[i] * s;
+  }
+
+  static void check(const Mat& x, const CpuLinear& w, const Mat& y) {
+    if (x.cols != w.in || y.cols != w.out || x.rows != y.rows)
+      throw Error({.message = "internal: linear shape mismatch",
+                   .expected = "x [M," + std::to_string(w.in) + "] -> y [M," + std::to_string(w.out) + "]",
+                   .got = "x [" + std::to_string(x.rows) + "," + std::to_string(x.cols) + "] y [" +
+                          std::to_string(y.rows) + "," + std::to_string(y.cols) + "]"});
+  }
+
+  // The activation in the GEMM's input dtype (bf16 copy, or the f32 rows themselves).
+  const void* convert_input(const Mat& x, std::vector<uint16_t>& buf) {
+    if (!bf16_) {
+      if (x.ld == x.cols) return x.data;
+      auto* f = reinterpret_cast<float*>(scratch(buf, 2 * x.rows * x.cols));
+      for (int64_t r = 0; r < x.rows; ++r) std::memcpy(f + r * x.cols, x.row(r), sizeof(float) * x.cols);
+      return f;
+    }
+    uint16_t* a = scratch(buf, x.rows * x.cols);
+    parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) cpu::to_bf16(x.row(r), x.cols, a + r * x.cols);
+    }, 4);
+    return a;
+  }
+
+  void gemm(const void* a, int64_t M, const CpuLinear& w, void* c, int64_t ldc, bool c_bf16, Post post, bool accumulate,
+            int64_t lda = -1) {
+    MatmulSpec s{.M = M, .K = w.in, .N = w.out, .lda = lda < 0 ? w.in : lda, .b_sk = 1, .b_sn = w.in, .ldc = ldc,
+                 .bf16 = bf16_, .c_bf16 = c_bf16, .bias = w.has_bias, .post = post, .accumulate = accumulate};
+    cpu::matmul(s, a, w.w.raw(), w.has_bias ? w.bias.data() : nullptr, c);
+  }
+
+  const bool bf16_;
+  RopeTable rope_;
+  // Per calling thread, so concurrent model calls never share scratch.
+  static thread_local std::vector<uint16_t> a_buf_;
+  static thread_local std::vector<float> kb_, vb_;
+};
+
+thread_local std::vector<uint16_t> CpuBackend::a_buf_;
+thread_local std::vector<float> CpuBackend::kb_, CpuBackend::vb_;
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace pi0

@@ -1,0 +1,178 @@
+#include "backend/cpu/kernels.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "pi0/tensor.h"
+
+namespace pi0::cpu {
+
+namespace {
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+AVX512 inline __m256i cvt_bf16(__m512 v) {
+  // Round to nearest even on the bit pattern (NaN inputs do not occur in activations).
+  __m512i u = _mm512_castps_si512(v);
+  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  u = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16));
+}
+
+AVX512 inline __m512 load_bf16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+
+AVX512 inline __m512 load_bf16_mask(const uint16_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+AVX512 inline __mmask16 tail(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+
+AVX512 void to_bf16_avx(const float* x, int64_t n, float s, uint16_t* y) {
+  const __m512 vs = _mm512_set1_ps(s);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), cvt_bf16(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs)));
+  if (i < n) {
+    __mmask16 m = tail(n - i);
+    _mm256_mask_storeu_epi16(y + i, m, cvt_bf16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs)));
+  }
+}
+
+AVX512 float sum_sq_avx(const float* x, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) { __m512 v = _mm512_loadu_ps(x + i); acc = _mm512_fmadd_ps(v, v, acc); }
+  if (i < n) { __m512 v = _mm512_maskz_loadu_ps(tail(n - i), x + i); acc = _mm512_fmadd_ps(v, v, acc); }
+  return _mm512_reduce_add_ps(acc);
+}
+
+AVX512 float sum_avx(const float* x, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
+  if (i < n) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail(n - i), x + i));
+  return _mm512_reduce_add_ps(acc);
+}
+
+AVX512 void rms_norm_avx(const float* x, int64_t n, const float* scale, const float* shift, float eps, float* y) {
+  const float inv = 1.f / std::sqrt(sum_sq_avx(x, n) / static_cast<float>(n) + eps);
+  const __m512 vi = _mm512_set1_ps(inv), one = _mm512_set1_ps(1.f);
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vi);
+    v = _mm512_mul_ps(v, _mm512_add_ps(one, _mm512_maskz_loadu_ps(m, scale + i)));
+    if (shift) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, shift + i));
+    _mm512_mask_storeu_ps(y + i, m, v);
+  }
+}
+
+AVX512 void layer_norm_avx(const float* x, int64_t n, const float* w, const float* b, float eps, float* y) {
+  const float mean = sum_avx(x, n) / static_cast<float>(n);
+  const __m512 vm = _mm512_set1_ps(mean);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
+    __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), vm);
+    acc = _mm512_fmadd_ps(d, d, acc);
+  }
+  const float inv = 1.f / std::sqrt(_mm512_reduce_add_ps(acc) / static_cast<float>(n) + eps);
+  const __m512 vi = _mm512_set1_ps(inv);
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
+    __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vi);
+    v = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, b + i));
+    _mm512_mask_storeu_ps(y + i, m, v);
+  }
+}
+
+// exp by range reduction to [−ln2/2, ln2/2] and a degree-6 polynomial (≈1 ulp).
+AVX512 inline __m512 exp_avx(__m512 x) {
+  const __m512 lo = _mm512_set1_ps(-87.0f);
+  __mmask16 zero = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+  __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+  return _mm512_maskz_mov_ps(static_cast<__mmask16>(~zero), _mm512_scalef_ps(p, n));
+}
+
+AVX512 float exp_sum_avx(float* x, int64_t n, float sub) {
+  const __m512 vs = _mm512_set1_ps(sub);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
+    __m512 e = _mm512_maskz_mov_ps(m, exp_avx(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs)));
+    _mm512_mask_storeu_ps(x + i, m, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+AVX512 void mul_bf16_avx(const uint16_t* g, const uint16_t* u, int64_t n, uint16_t* h) {
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
+    __m512 v = _mm512_mul_ps(load_bf16_mask(g + i, m), load_bf16_mask(u + i, m));
+    _mm256_mask_storeu_epi16(h + i, m, cvt_bf16(v));
+  }
+}
+
+const bool kAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+
+}  // namespace
+
+bool has_avx512() { return kAvx512; }
+
+void to_bf16(const float* x, int64_t n, uint16_t* y) { to_bf16_scaled(x, n, 1.f, y); }
+
+void to_bf16_scaled(const float* x, int64_t n, float s, uint16_t* y) {
+  if (kAvx512) return to_bf16_avx(x, n, s, y);
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(x[i] * s);
+}
+
+void rms_norm_row(const float* x, int64_t n, const float* scale, const float* shift, float eps, float* y) {
+  if (kAvx512) return rms_norm_avx(x, n, scale, shift, eps, y);
+  float ss = 0.f;
+  for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  const float inv = 1.f / std::sqrt(ss / static_cast<float>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * (1.f + scale[i]) + (shift ? shift[i] : 0.f);
+}
+
+void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y) {
+  if (kAvx512) return layer_norm_avx(x, n, w, b, eps, y);
+  float mean = 0.f, var = 0.f;
+  for (int64_t i = 0; i < n; ++i) mean += x[i];
+  mean /= static_cast<float>(n);
+  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const float inv = 1.f / std::sqrt(var / static_cast<float>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+float exp_sum_row(float* x, int64_t n, float sub) {
+  if (kAvx512) return exp_sum_avx(x, n, sub);
+  float s = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = x[i] - sub;
+    x[i] = d < -87.f ? 0.f : std::exp(d);
+    s += x[i];
+  }
+  return s;
+}
+
+void mul_bf16(const uint16_t* g, const uint16_t* u, int64_t n, uint16_t* h) {
+  if (kAvx512) return mul_bf16_avx(g, u, n, h);
+  for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(bf16_to_f32(g[i]) * bf16_to_f32(u[i]));
+}
+
+}  // namespace pi0::cpu

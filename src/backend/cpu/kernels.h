@@ -1,0 +1,23 @@
+// Row kernels of the cpu backend: AVX-512 versions chosen at run time, plain C++ otherwise
+// (any x86-64). All take and give f32 except the bf16 conversions.
+#pragma once
+#include <cstdint>
+
+namespace pi0::cpu {
+
+bool has_avx512();
+
+// y = bf16(x) with round-to-nearest-even, n elements.
+void to_bf16(const float* x, int64_t n, uint16_t* y);
+// y = bf16(x · s).
+void to_bf16_scaled(const float* x, int64_t n, float s, uint16_t* y);
+// y = x / sqrt(mean(x²) + eps) · (1 + scale) [+ shift]
+void rms_norm_row(const float* x, int64_t n, const float* scale, const float* shift, float eps, float* y);
+// y = (x − mean) / sqrt(var + eps) · w + b
+void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y);
+// In place: x = exp(x − sub); returns the sum. Values below −87 after the shift become exactly 0.
+float exp_sum_row(float* x, int64_t n, float sub);
+// h = bf16(bf16_to_f32(g) · bf16_to_f32(u)) over n bf16 values (GeGLU's product, in place allowed).
+void mul_bf16(const uint16_t* g, const uint16_t* u, int64_t n, uint16_t* h);
+
+}  // namespace pi0::cpu

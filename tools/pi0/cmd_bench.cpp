@@ -1,0 +1,162 @@
+// pi0 bench: the full-size model (random bf16 weights unless --checkpoint), time per stage
+// (median of several runs), FLOPs actually executed, achieved GFLOP/s, the machine's bf16 GEMM
+// peak measured in the same run, and peak RSS.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "backend/counting.h"
+#include "backend/cpu/dnnl_matmul.h"
+#include "commands.h"
+#include "core/progress.h"
+#include "core/random.h"
+#include "io/random_checkpoint.h"
+#include "model/pi0_model.h"
+#include "pi0/error.h"
+#include "pi0/threads.h"
+
+namespace pi0::cli {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Best GFLOP/s of the bf16 GEMM on π0's big shapes: the denominator of fraction_of_peak.
+double measure_gemm_peak() {
+  double best = 0;
+  for (auto [M, K, N] : {std::tuple<int64_t, int64_t, int64_t>{816, 2048, 16384}, {768, 1152, 4304}}) {
+    std::vector<uint16_t> a(M * K, 0x3f80), b(N * K, 0x3c00);
+    std::vector<float> c(M * N);
+    cpu::MatmulSpec s{.M = M, .K = K, .N = N, .lda = K, .b_sk = 1, .b_sn = K, .ldc = N};
+    cpu::matmul(s, a.data(), b.data(), nullptr, c.data());
+    for (int r = 0; r < 3; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      cpu::matmul(s, a.data(), b.data(), nullptr, c.data());
+      double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, 2.0 * M * K * N / dt / 1e9);
+    }
+  }
+  return best;
+}
+
+ModelInputs bench_inputs(const ModelConfig& c, int cameras, int tokens) {
+  ModelInputs in;
+  for (size_t k = 0; k < c.cameras.size(); ++k) {
+    Tensor img = Tensor::zeros(DType::F32, {1, c.image_channels, c.image_height, c.image_width});
+    for (int64_t i = 0; i < img.numel(); ++i) img.data_mut<float>()[i] = 2.f * static_cast<float>(uniform_at(1, k, i)) - 1.f;
+    Tensor m = Tensor::zeros(DType::U8, {1});
+    m.data_mut<uint8_t>()[0] = static_cast<int>(k) < cameras;
+    in.images.push_back(img);
+    in.image_masks.push_back(m);
+  }
+  in.tokens = Tensor::zeros(DType::I32, {1, c.max_token_len});
+  in.token_mask = Tensor::zeros(DType::U8, {1, c.max_token_len});
+  for (int t = 0; t < c.max_token_len; ++t) {
+    in.tokens.data_mut<int32_t>()[t] = t < tokens ? 2 + (t * 7919) % (c.vlm.vocab_size - 2) : 0;
+    in.token_mask.data_mut<uint8_t>()[t] = t < tokens;
+  }
+  in.state = Tensor::zeros(DType::F32, {1, c.action_dim});
+  return in;
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Time the full-size model stage by stage (random weights unless --checkpoint)");
+  struct Args {
+    std::string preset = "pi0", checkpoint, backend = default_backend_name(), cache = "out/bench";
+    int cameras = 3, tokens = -1, runs = 3, steps = 0;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--preset", a->preset, "pi0 | pi05 (ignored with --checkpoint)")->check(CLI::IsMember({"pi0", "pi05", "tiny-pi0", "tiny-pi05"}))->capture_default_str();
+  cmd->add_option("--checkpoint", a->checkpoint, "benchmark this checkpoint instead of random weights");
+  cmd->add_option("--cameras", a->cameras, "cameras with an image (the rest are masked)")->check(CLI::Range(1, 16))->capture_default_str();
+  cmd->add_option("--tokens", a->tokens, "valid prompt tokens (default: all max_token_len)");
+  cmd->add_option("--runs", a->runs, "timed runs after one warm-up; medians are reported")->check(CLI::Range(1, 100))->capture_default_str();
+  cmd->add_option("--steps", a->steps, "denoising steps (default: the config's)");
+  cmd->add_option("--backend", a->backend, "cpu | reference")->capture_default_str();
+  cmd->add_option("--cache", a->cache, "where the random checkpoint is written once and reused")->capture_default_str();
+  cmd->add_flag("--json", a->json, "print one JSON object");
+  cmd->callback([a] {
+    const bool tty = stderr_is_tty() && !a->json;
+    std::string dir = a->checkpoint;
+    if (dir.empty()) {
+      dir = a->cache + "/" + a->preset + "-bf16";
+      if (!std::filesystem::exists(dir + "/model.safetensors")) {
+        std::fprintf(stderr, "bench: writing a random %s checkpoint (bf16) to %s (once)\n", a->preset.c_str(), dir.c_str());
+        write_random_checkpoint(dir, model_preset(a->preset), {.dtype = DType::BF16, .seed = 1, .progress = stderr_is_tty()});
+      }
+    }
+    std::fprintf(stderr, "bench: measuring the bf16 GEMM peak\n");
+    const double peak = measure_gemm_peak();
+    auto t0 = std::chrono::steady_clock::now();
+    auto counting = std::make_unique<CountingBackend>(make_backend(a->backend));
+    CountingBackend* counter = counting.get();
+    Pi0Model model(open_checkpoint(dir, {.populate = true}), std::move(counting));
+    const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const ModelConfig& c = model.config();
+    if (a->cameras > static_cast<int>(c.cameras.size()))
+      throw Error({.message = "more cameras than the model has", .field = "--cameras",
+                   .expected = "<= " + std::to_string(c.cameras.size()), .got = std::to_string(a->cameras)});
+    const int tokens = a->tokens < 0 ? c.max_token_len : std::min(a->tokens, c.max_token_len);
+    ModelInputs in = bench_inputs(c, a->cameras, tokens);
+    SampleOptions opt;
+    opt.num_steps = a->steps;
+    opt.seed = 1;
+    std::vector<double> total, vision, prefix, step;
+    double flops = 0;
+    Progress bar("bench", static_cast<uint64_t>(a->runs + 1), tty);
+    for (int r = 0; r <= a->runs; ++r) {
+      SampleTimings tm;
+      opt.timings = &tm;
+      counter->reset();
+      auto s0 = std::chrono::steady_clock::now();
+      model.sample_actions(in, opt);
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
+      bar.update(static_cast<uint64_t>(r + 1));
+      if (r == 0) continue;  // warm-up: first-touch of buffers, oneDNN primitive creation
+      flops = counter->flops();
+      total.push_back(ms);
+      vision.push_back(tm.vision_ms);
+      prefix.push_back(tm.prefix_ms);
+      step.push_back(median(tm.step_ms));
+    }
+    bar.finish();
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    const double total_ms = median(total), gflops = flops / (total_ms * 1e6);
+    const uint64_t rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+    const int steps = a->steps > 0 ? a->steps : c.num_steps;
+    if (a->json) {
+      nlohmann::ordered_json j = {
+          {"checkpoint", dir}, {"variant", c.variant()}, {"backend", a->backend}, {"threads", num_threads()},
+          {"cameras", a->cameras}, {"tokens", tokens}, {"steps", steps}, {"runs", a->runs}, {"load_s", load_s},
+          {"total_ms", total_ms}, {"flops", flops}, {"achieved_gflops", gflops}, {"peak_gflops", peak},
+          {"fraction_of_peak", gflops / peak}, {"peak_rss_bytes", rss},
+          {"stages_ms", {{"vision", median(vision)}, {"prefix", median(prefix)}, {"denoise_step", median(step)},
+                         {"denoise_total", median(step) * steps}}}};
+      std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    std::printf("%s, %s backend, %d threads, %d camera(s), %d tokens, %d steps (median of %d runs)\n",
+                c.variant().c_str(), a->backend.c_str(), num_threads(), a->cameras, tokens, steps, a->runs);
+    std::printf("  load            %9.1f ms\n", load_s * 1e3);
+    std::printf("  vision          %9.1f ms\n", median(vision));
+    std::printf("  prefix          %9.1f ms\n", median(prefix));
+    std::printf("  denoise step    %9.1f ms  (x%d)\n", median(step), steps);
+    std::printf("  total           %9.1f ms\n", total_ms);
+    std::printf("  work            %9.1f GFLOP, %.1f GFLOP/s achieved\n", flops / 1e9, gflops);
+    std::printf("  bf16 GEMM peak  %9.1f GFLOP/s (measured now) -> %.1f%% of peak\n", peak, 100 * gflops / peak);
+    std::printf("  peak RSS        %9.2f GB\n", rss / 1e9);
+  });
+}
+
+}  // namespace pi0::cli
