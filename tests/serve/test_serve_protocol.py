@@ -98,7 +98,7 @@ class ServerProcess:
         if not line.startswith("listening on "):
             self.proc.kill()
             raise RuntimeError(f"server did not start: {line!r}\n{self.stderr()}")
-        self.port = int(line.split()[-1])
+        self.port = int(line.split()[2].rsplit(":", 1)[1])  # "listening on ws://HOST:PORT ..."
         self.url = f"ws://127.0.0.1:{self.port}"
 
     def _readline(self, timeout):
