@@ -40,7 +40,11 @@ class Pi0:
         cfg = json.load(open(f"{ckpt_dir}/config.json"))["architecture"]
         self.c = cfg
         w, _ = read_safetensors(f"{ckpt_dir}/model.safetensors")
-        self.w = {k: v.to(dtype) for k, v in w.items()}
+        # As openpi's PyTorch port in bf16 (SPEC §8.2): the patch/position embeddings, every Gemma
+        # norm (and adaRMS dense) and all action/time/state heads stay f32.
+        keep = ("patch_embedding", "position_embedding", "layernorm", "norm.", "action_", "state_proj", "time_mlp")
+        self.w = {k: v.to(torch.float32 if any(s in k for s in keep) and "vision_model.encoder" not in k
+                          and "post_layernorm" not in k else dtype) for k, v in w.items()}
         self.dtype = dtype
 
     def W(self, name):
@@ -48,14 +52,15 @@ class Pi0:
 
     def linear(self, x, name, bias=True):
         b = self.w.get(name + ".bias") if bias else None
-        return F.linear(x, self.w[name + ".weight"], b)
+        w = self.w[name + ".weight"]
+        return F.linear(x.to(w.dtype), w, b)
 
     # SigLIP + projector: images [B,3,H,W] -> [B,Np,D]
     def vision(self, img):
         v, V = self.c["vision"], "paligemma_with_expert.paligemma.model.vision_tower.vision_model."
-        x = F.conv2d(img.to(self.dtype), self.W(V + "embeddings.patch_embedding.weight"),
-                     self.W(V + "embeddings.patch_embedding.bias"), stride=v["patch_size"])
-        x = x.flatten(2).transpose(1, 2) + self.W(V + "embeddings.position_embedding.weight")
+        pw = self.W(V + "embeddings.patch_embedding.weight")
+        x = F.conv2d(img.to(pw.dtype), pw, self.W(V + "embeddings.patch_embedding.bias"), stride=v["patch_size"])
+        x = (x.flatten(2).transpose(1, 2) + self.W(V + "embeddings.position_embedding.weight")).to(self.dtype)
         B, N, D = x.shape
         H = v["num_heads"]
         hd = D // H
@@ -192,8 +197,7 @@ class Pi0:
                 suffix = torch.cat([self.linear(state, "state_proj")[:, None], h], 1)
             (out,), _ = self.layers([(EX, suffix.to(self.dtype), cond)], spos, fmask, kv_in=cache)
             out = self.final_norm(EX, out, cond)
-            v = self.linear(out[:, -H:].float(), "action_out_proj") if self.dtype == torch.float32 else \
-                F.linear(out[:, -H:].float(), self.W("action_out_proj.weight").float(), self.W("action_out_proj.bias").float())
+            v = self.linear(out[:, -H:].float(), "action_out_proj")
             xt = xt + dt * v
             t = t + dt
             step_ms.append((time.perf_counter() - s0) * 1e3)

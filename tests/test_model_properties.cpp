@@ -75,7 +75,7 @@ TEST_P(RandomShapes, PositionsSkipMaskedTokens) {
   std::vector<uint8_t> valid(static_cast<size_t>(2 * P));
   for (auto& v : valid) v = rng() % 3 != 0;
   SequenceLayout L;
-  build_layout(c, 2, valid, L);
+  build_layout(c, 2, P, valid, L);
   for (int64_t b = 0; b < 2; ++b) {
     int32_t count = 0;
     for (int64_t i = 0; i < P; ++i) {

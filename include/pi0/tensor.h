@@ -37,6 +37,11 @@ class Tensor {
   static Tensor zeros(DType dtype, Shape shape);
   // Non-owning view; `keepalive` keeps the backing memory (e.g. a mapped file) alive.
   static Tensor view(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> keepalive);
+  // A view into a read-only file mapping (the safetensors reader's): its pages can be released.
+  static Tensor mapped_view(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> keepalive);
+  // For mapped views: tell the kernel this process will not read these bytes again (a backend
+  // that copied them elsewhere), so they leave the resident set. A no-op for other tensors.
+  void release_mapped_pages() const;
   static Tensor from_f32(const std::vector<float>& values, Shape shape);
 
   bool defined() const { return data_ != nullptr || shape_numel(shape_) == 0; }
@@ -70,6 +75,7 @@ class Tensor {
   std::shared_ptr<const void> keepalive_;
   const void* data_ = nullptr;
   bool owned_ = false;
+  bool mapped_ = false;
 };
 
 }  // namespace pi0

@@ -16,8 +16,8 @@ class CountingBackend : public Backend {
   double flops() const { return flops_.load(); }
   void reset() { flops_ = 0; }
 
-  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias) override {
-    return inner_->prepare_linear(w, bias);
+  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t rows_hint) override {
+    return inner_->prepare_linear(w, bias, rows_hint);
   }
   void linear(const Mat& x, const LinearWeight& w, const Mat& y, Epilogue ep, bool acc) override {
     add_flops(2.0 * x.rows * w.in * w.out);

@@ -53,8 +53,9 @@ class Backend {
   virtual std::string name() const = 0;
 
   // Called once per weight at load. `bias` may be null. The tensors may be F32/BF16/F16 views
-  // into a memory map that outlives the backend's weights.
-  virtual std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias) = 0;
+  // into a memory map that outlives the backend's weights. `rows_hint` is how many rows the
+  // layer typically sees (0: unknown), so a backend can pick a layout for small-M products.
+  virtual std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t rows_hint = 0) = 0;
 
   // y = epilogue(x·Wᵀ + b), or y += x·Wᵀ + b when `accumulate` (fused residual; epilogue None).
   virtual void linear(const Mat& x, const LinearWeight& w, const Mat& y, Epilogue ep = Epilogue::None,

@@ -1,5 +1,8 @@
 #include "pi0/tensor.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -133,6 +136,20 @@ Tensor Tensor::view(DType dtype, Shape shape, const void* data, std::shared_ptr<
   t.keepalive_ = std::move(keepalive);
   t.owned_ = false;
   return t;
+}
+
+Tensor Tensor::mapped_view(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> keepalive) {
+  Tensor t = view(dtype, std::move(shape), data, std::move(keepalive));
+  t.mapped_ = true;
+  return t;
+}
+
+void Tensor::release_mapped_pages() const {
+  if (!mapped_ || !data_) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(data_) + page - 1) / page * page;
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(data_) + nbytes()) / page * page;  // whole pages only
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 Tensor Tensor::from_f32(const std::vector<float>& values, Shape shape) {

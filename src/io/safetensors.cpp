@@ -161,7 +161,8 @@ Tensor SafeTensorsFile::tensor(const SafeTensorsEntry& e) const {
     if (e.end > e.begin) std::memcpy(t.raw_mut(), p, e.end - e.begin);
     return t;
   }
-  return Tensor::view(e.dtype, e.shape, p, shared_from_this());
+  if (!owned_.empty()) return Tensor::view(e.dtype, e.shape, p, shared_from_this());  // from_bytes: not a map
+  return Tensor::mapped_view(e.dtype, e.shape, p, shared_from_this());
 }
 
 Tensor SafeTensorsFile::tensor(const std::string& name) const {

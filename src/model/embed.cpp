@@ -16,8 +16,9 @@ void time_embedding(float t, int dim, double min_period, double max_period, floa
   }
 }
 
-void build_layout(const ModelConfig& c, int64_t B, const std::vector<uint8_t>& prefix_valid, SequenceLayout& L) {
-  const int64_t P = c.prefix_len(), S = c.suffix_len(), seq = P + S;
+void build_layout(const ModelConfig& c, int64_t B, int64_t P, const std::vector<uint8_t>& prefix_valid,
+                  SequenceLayout& L) {
+  const int64_t S = c.suffix_len(), seq = P + S;
   L.valid.assign(static_cast<size_t>(B * seq), 1);
   L.group.assign(static_cast<size_t>(B * seq), 0);
   L.position.assign(static_cast<size_t>(B * seq), 0);

@@ -17,7 +17,8 @@ void time_embedding(float t, int dim, double min_period, double max_period, floa
 
 // prefix_valid: [B · P]. Fills validity, groups (prefix 0; suffix cumsum of the suffix AR mask)
 // and positions (cumsum(valid) − 1 over prefix + suffix) for sequences of P + S tokens.
-void build_layout(const ModelConfig& c, int64_t B, const std::vector<uint8_t>& prefix_valid, SequenceLayout& out);
+void build_layout(const ModelConfig& c, int64_t B, int64_t P, const std::vector<uint8_t>& prefix_valid,
+                  SequenceLayout& out);
 
 struct SuffixScratch {
   Buf temb, state_tok, act, cat, hid, out;

@@ -20,6 +20,7 @@ namespace {
 // All activations of one call, sized once per batch size and reused by later calls.
 struct Workspace {
   int64_t batch = 0;
+  int64_t prefix = 0;  // prefix tokens in this call's sequence (cameras masked everywhere dropped)
   VisionScratch vision;
   Buf image_emb, prefix_x, prefix_out, suffix_x, suffix_out, cond, state, x_t, vel;
   SuffixScratch suffix;
@@ -111,31 +112,34 @@ struct Pi0Model::Impl {
   }
 
   // Prefix: SigLIP per camera, then the scaled text embedding; fills layout and prefix_x.
+  // A camera masked in every batch row changes nothing valid (its keys are masked and positions
+  // skip it), so without an observer its tower and its prefix rows are dropped altogether.
   void embed_prefix(const ModelInputs& in, Workspace& ws, const Observer& obs) const {
     const ModelConfig& c = cfg();
-    const int64_t B = ws.batch, P = c.prefix_len(), S = c.suffix_len(), D = c.vlm.width, Np = c.tokens_per_image();
-    const int64_t L = c.max_token_len, ncam = static_cast<int64_t>(c.cameras.size());
+    const int64_t B = ws.batch, S = c.suffix_len(), D = c.vlm.width, Np = c.tokens_per_image();
+    const int64_t L = c.max_token_len;
     Backend& be = *backend;
+    std::vector<int64_t> cams;
+    for (int64_t k = 0; k < static_cast<int64_t>(c.cameras.size()); ++k) {
+      bool any = false;
+      for (int64_t b = 0; b < B; ++b) any = any || flag(in.image_masks[k], b);
+      if (any || obs) cams.push_back(k);
+    }
+    const int64_t ncam = static_cast<int64_t>(cams.size()), P = ncam * Np + L;
+    ws.prefix = P;
     std::vector<uint8_t> prefix_valid(static_cast<size_t>(B * P));
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t k = 0; k < ncam; ++k)
-        for (int64_t n = 0; n < Np; ++n) prefix_valid[b * P + k * Np + n] = flag(in.image_masks[k], b);
+      for (int64_t i = 0; i < ncam; ++i)
+        for (int64_t n = 0; n < Np; ++n) prefix_valid[b * P + i * Np + n] = flag(in.image_masks[cams[i]], b);
       for (int64_t t = 0; t < L; ++t) prefix_valid[b * P + ncam * Np + t] = flag(in.token_mask, b * L + t);
     }
-    build_layout(c, B, prefix_valid, ws.layout);
+    build_layout(c, B, P, prefix_valid, ws.layout);
     ws.kv.resize(c.vlm.depth, B, P + S, int64_t{c.vlm.num_kv_heads} * c.vlm.head_dim);
 
     Mat x = ws.prefix_x.mat(B * P, D);
     Mat emb = ws.image_emb.mat(B * Np, D);
-    for (int64_t k = 0; k < ncam; ++k) {
-      bool any = false;
-      for (int64_t b = 0; b < B; ++b) any = any || flag(in.image_masks[k], b);
-      if (!any && !obs) {
-        // A camera masked in every row changes nothing valid: skip its tower, keep its rows finite.
-        for (int64_t b = 0; b < B; ++b)
-          for (int64_t n = 0; n < Np; ++n) std::memset(x.row(b * P + k * Np + n), 0, sizeof(float) * D);
-        continue;
-      }
+    for (int64_t i = 0; i < ncam; ++i) {
+      const int64_t k = cams[i];
       std::function<void(int, const Mat&)> on_layer;
       if (obs)
         on_layer = [&](int l, const Mat& m) {
@@ -144,7 +148,7 @@ struct Pi0Model::Impl {
       run_vision(be, c, w.vision, in.images[k], ws.vision, emb, on_layer);
       if (obs) obs("image_emb." + c.cameras[k], tensor_of(emb, {B, Np, D}));
       for (int64_t b = 0; b < B; ++b)
-        for (int64_t n = 0; n < Np; ++n) std::memcpy(x.row(b * P + k * Np + n), emb.row(b * Np + n), sizeof(float) * D);
+        for (int64_t n = 0; n < Np; ++n) std::memcpy(x.row(b * P + i * Np + n), emb.row(b * Np + n), sizeof(float) * D);
     }
     const float scale = static_cast<float>(std::sqrt(static_cast<double>(D)));
     const int32_t* tok = in.tokens.data<int32_t>();
@@ -169,7 +173,7 @@ struct Pi0Model::Impl {
 
   void setup_streams(Workspace& ws) const {
     const ModelConfig& c = cfg();
-    const int64_t B = ws.batch, P = c.prefix_len(), S = c.suffix_len();
+    const int64_t B = ws.batch, P = ws.prefix, S = c.suffix_len();
     ws.vlm.weights = &w.vlm;
     ws.vlm.config = &c.vlm;
     ws.vlm.tokens = P;
@@ -226,7 +230,7 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
   const ModelConfig& c = m.cfg();
   m.validate(in, !c.pi05);
   const int num_steps = opt.num_steps > 0 ? opt.num_steps : c.num_steps;
-  const int64_t B = in.batch(), P = c.prefix_len(), S = c.suffix_len(), H = c.action_horizon, A = c.action_dim;
+  const int64_t B = in.batch(), S = c.suffix_len(), H = c.action_horizon, A = c.action_dim;
   const Observer& obs = opt.observer;
   auto ws_owner = m.acquire(B);
   Workspace& ws = *ws_owner;
@@ -237,6 +241,7 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
   auto t0 = clock::now();
   // Prefix pass, once: fills every layer's K/V for the prefix rows of the key sequence.
   m.embed_prefix(in, ws, obs);
+  const int64_t P = ws.prefix;
   if (opt.timings) {
     *opt.timings = {};
     opt.timings->vision_ms = ms_since(t0);
@@ -304,7 +309,7 @@ TrainOutputs Pi0Model::forward_training(const ModelInputs& in, const Tensor& act
   const Impl& m = *impl_;
   const ModelConfig& c = m.cfg();
   m.validate(in, !c.pi05);
-  const int64_t B = in.batch(), P = c.prefix_len(), S = c.suffix_len(), H = c.action_horizon, A = c.action_dim;
+  const int64_t B = in.batch(), S = c.suffix_len(), H = c.action_horizon, A = c.action_dim;
   expect_tensor(in.noise, "noise", {DType::F32}, {B, H, A});
   expect_tensor(actions, "actions", {DType::F32}, {B, H, A});
   expect_tensor(time, "time", {DType::F32}, {B});
@@ -313,6 +318,7 @@ TrainOutputs Pi0Model::forward_training(const ModelInputs& in, const Tensor& act
   Backend& be = *m.backend;
 
   m.embed_prefix(in, ws, obs);
+  const int64_t P = ws.prefix;
   m.setup_streams(ws);
   ws.vlm.skip_last_tail = true;  // the joint pass needs only the prefix K/V of the last layer
   // x_t = t·noise + (1 − t)·actions, per batch row.

@@ -9,19 +9,21 @@ namespace {
 struct Loader {
   const Checkpoint& ck;
   Backend& be;
+  int64_t rows = 0;  // rows the layers being loaded typically see (a layout hint for the backend)
   Linear linear(const std::string& w, const std::string& b = {}) {
     Tensor bias;
     if (!b.empty()) bias = ck.at(b);
-    return be.prepare_linear(ck.at(w), b.empty() ? nullptr : &bias);
+    return be.prepare_linear(ck.at(w), b.empty() ? nullptr : &bias, rows);
   }
   Vec vec(const std::string& n) { return ck.at(n).to_f32_vector(); }
 };
 
-GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g) {
+GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g, int64_t rows) {
   GemmaWeights w;
   for (int i = 0; i < g.depth; ++i) {
     const std::string p = P + "layers." + std::to_string(i) + ".";
     GemmaLayerWeights l;
+    L.rows = 1;  // the adaRMS modulation runs on the condition, one row per batch row
     if (g.adarms) {
       l.attn_mod = L.linear(p + "input_layernorm.dense.weight", p + "input_layernorm.dense.bias");
       l.ffw_mod = L.linear(p + "post_attention_layernorm.dense.weight", p + "post_attention_layernorm.dense.bias");
@@ -29,6 +31,7 @@ GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g) {
       l.attn_norm = L.vec(p + "input_layernorm.weight");
       l.ffw_norm = L.vec(p + "post_attention_layernorm.weight");
     }
+    L.rows = rows;
     l.q = L.linear(p + "self_attn.q_proj.weight");
     l.k = L.linear(p + "self_attn.k_proj.weight");
     l.v = L.linear(p + "self_attn.v_proj.weight");
@@ -38,6 +41,7 @@ GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g) {
     l.down = L.linear(p + "mlp.down_proj.weight");
     w.layers.push_back(std::move(l));
   }
+  L.rows = 1;
   if (g.adarms) w.final_mod = L.linear(P + "norm.dense.weight", P + "norm.dense.bias");
   else w.final_norm = L.vec(P + "norm.weight");
   return w;
@@ -48,7 +52,7 @@ GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g) {
 ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
   using namespace names;
   const ModelConfig& c = ck.config;
-  Loader L{ck, backend};
+  Loader L{ck, backend, static_cast<int64_t>(c.cameras.size()) * c.tokens_per_image()};
   ModelWeights w;
   w.vision.patch = L.linear(kVision + "embeddings.patch_embedding.weight", kVision + "embeddings.patch_embedding.bias");
   w.vision.position = L.vec(kVision + "embeddings.position_embedding.weight");
@@ -71,10 +75,12 @@ ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
   w.vision.post_b = L.vec(kVision + "post_layernorm.bias");
   w.vision.projector = L.linear(kProjector + "weight", kProjector + "bias");
   w.embedding = ck.at(kEmbedding);
-  w.vlm = gemma(L, kLanguage, c.vlm);
-  w.expert = gemma(L, kExpert, c.expert);
+  w.vlm = gemma(L, kLanguage, c.vlm, c.prefix_len());
+  w.expert = gemma(L, kExpert, c.expert, c.suffix_len());
+  L.rows = c.action_horizon;
   w.heads.action_in = L.linear("action_in_proj.weight", "action_in_proj.bias");
   w.heads.action_out = L.linear("action_out_proj.weight", "action_out_proj.bias");
+  L.rows = 1;
   if (c.pi05) {
     w.heads.time_in = L.linear("time_mlp_in.weight", "time_mlp_in.bias");
     w.heads.time_out = L.linear("time_mlp_out.weight", "time_mlp_out.bias");

@@ -3,6 +3,7 @@
 // shape and cached: the JIT and descriptor work never repeats inside the denoise loop.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 namespace pi0::cpu {
 
@@ -22,6 +23,13 @@ struct MatmulSpec {
 };
 
 void matmul(const MatmulSpec& s, const void* A, const void* B, const float* bias, void* C);
+
+// Weights [N, K] reordered once into the blocked layout oneDNN picks for products with about
+// `rows_hint` rows: 30–40% faster than the plain layout when M is small (the denoise loop).
+struct PackedWeights;
+std::shared_ptr<const PackedWeights> pack_weights(const void* w, int64_t N, int64_t K, bool bf16, int64_t rows_hint);
+// As matmul(), with B given packed (s.b_sk / s.b_sn are ignored).
+void matmul(const MatmulSpec& s, const void* A, const PackedWeights& B, const float* bias, void* C);
 
 // Whether oneDNN can run bf16 matmuls on this CPU (AVX-512 BF16 natively, or AVX-512 emulated).
 bool dnnl_bf16_supported();

@@ -54,7 +54,7 @@ class ReferenceBackend : public Backend {
  public:
   std::string name() const override { return "reference"; }
 
-  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias) override {
+  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t) override {
     auto r = std::make_unique<RefLinear>();
     r->out = w.dim(0);
     r->in = w.numel() / r->out;  // conv kernels [O, C, p, p] are used as [O, C·p·p]
