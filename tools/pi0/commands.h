@@ -8,6 +8,7 @@ void add_inspect(CLI::App& app);
 void add_make_checkpoint(CLI::App& app);
 void add_replay(CLI::App& app);
 void add_compare(CLI::App& app);
+void add_serve(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_preprocess(CLI::App& app);

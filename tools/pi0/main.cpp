@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   pi0::cli::add_make_checkpoint(app);
   pi0::cli::add_replay(app);
   pi0::cli::add_compare(app);
+  pi0::cli::add_serve(app);
   pi0::cli::add_bench(app);
   pi0::cli::add_tokenize(app);
   pi0::cli::add_preprocess(app);

@@ -1,0 +1,31 @@
+// A new TCP connection's HTTP phase: read one request, then either answer GET /healthz with
+// 200 "OK\n" (openpi's process_request health check), hand a WebSocket upgrade to WsSession,
+// or answer 426 / 503. Every HTTP-phase read has a deadline so a silent socket cannot linger.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "serve/beast.h"
+#include "serve/context.h"
+
+namespace pi0::serve {
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket&& socket, std::shared_ptr<ServerContext> ctx);
+  ~HttpSession();
+  void run();
+
+ private:
+  void on_read(beast::error_code ec, size_t);
+  void respond(http::status status, std::string body);
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<ServerContext> ctx_;
+  std::string peer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+};
+
+}  // namespace pi0::serve

@@ -1,0 +1,119 @@
+// Listener, signals and the shutdown sequence; connections live in http_session / ws_session.
+#include "serve/server.h"
+
+#include <csignal>
+#include <thread>
+
+#include "pi0/error.h"
+#include "serve/beast.h"
+#include "serve/context.h"
+#include "serve/http_session.h"
+#include "serve/ws_session.h"
+
+namespace pi0::serve {
+
+struct Server::Impl {
+  std::shared_ptr<ServerContext> ctx;
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  net::signal_set signals;
+  net::steady_timer drain_timer;
+  std::chrono::steady_clock::time_point drain_deadline;
+  bool shutting_down = false;  // touched only on the acceptor's strand
+
+  Impl(ServerOptions opt, InferFn infer, Dict metadata)
+      : ctx(std::make_shared<ServerContext>(std::move(opt), std::move(infer), encode(metadata))),
+        ioc(std::max(1, ctx->opt.io_threads)),
+        acceptor(net::make_strand(ioc)),
+        signals(acceptor.get_executor()),
+        drain_timer(acceptor.get_executor()) {
+    const ServerOptions& o = ctx->opt;
+    if (o.max_message_bytes == 0) throw Error("--max-message-bytes must be positive");
+    const std::string where = o.host + ":" + std::to_string(o.port);
+    beast::error_code ec;
+    auto addr = net::ip::make_address(o.host, ec);
+    if (ec) throw Error(ErrorInfo{"not an IP address: " + ec.message(), where, "", "host"});
+    tcp::endpoint ep(addr, o.port);
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw Error(ErrorInfo{"cannot listen: " + ec.message(), where});
+  }
+
+  void do_accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (!acceptor.is_open()) return;  // shutting down
+      if (ec) ctx->log("accept failed: " + ec.message());
+      else std::make_shared<HttpSession>(std::move(socket), ctx)->run();
+      do_accept();
+    });
+  }
+
+  // On the acceptor's strand. Stop accepting, ask every session to close once its request in
+  // flight is answered, then wait (polling the session counters) until none is left or the
+  // deadline passes. When nothing is left, no handler keeps the io_context busy and run() returns.
+  void begin_shutdown() {
+    if (shutting_down) return;
+    shutting_down = true;
+    ctx->log("shutting down: finishing the requests in flight");
+    ctx->draining = true;
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    signals.cancel(ignored);
+    for (auto& s : ctx->live_sessions()) s->drain();
+    drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ctx->opt.shutdown_timeout_s);
+    poll_drain();
+  }
+
+  void poll_drain() {
+    if (ctx->ws_sessions == 0 && ctx->http_sessions == 0) return;
+    if (std::chrono::steady_clock::now() >= drain_deadline) {
+      ctx->log("shutdown timeout: closing " + std::to_string(ctx->ws_sessions.load()) + " connection(s) forcibly");
+      ioc.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([this](beast::error_code ec) {
+      if (!ec) poll_drain();
+    });
+  }
+};
+
+Server::Server(ServerOptions opt, InferFn infer, Dict metadata)
+    : impl_(std::make_unique<Impl>(std::move(opt), std::move(infer), std::move(metadata))) {}
+
+Server::~Server() = default;
+
+uint16_t Server::port() const {
+  beast::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void Server::shutdown() {
+  net::post(impl_->acceptor.get_executor(), [impl = impl_.get()] { impl->begin_shutdown(); });
+}
+
+void Server::run() {
+  Impl& m = *impl_;
+  if (m.ctx->opt.handle_signals) {
+    m.signals.add(SIGINT);
+    m.signals.add(SIGTERM);
+    m.signals.async_wait([&m](beast::error_code ec, int sig) {
+      if (ec) return;
+      m.ctx->log(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+      net::post(m.acceptor.get_executor(), [&m] { m.begin_shutdown(); });
+    });
+  }
+  m.do_accept();
+  std::vector<std::thread> extra;
+  for (int i = 1; i < m.ctx->opt.io_threads; ++i) extra.emplace_back([&m] { m.ioc.run(); });
+  m.ioc.run();
+  for (auto& t : extra) t.join();
+  // Every connection is closed (or the deadline forced the stop): let the workers finish.
+  m.ctx->queue.finish();
+  m.ctx->queue.join();
+}
+
+}  // namespace pi0::serve

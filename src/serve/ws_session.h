@@ -1,0 +1,70 @@
+// One robot's WebSocket connection, after the HTTP upgrade: send the metadata, then answer each
+// binary msgpack request with one binary reply, in order. A read is always outstanding (so pings
+// are answered and a vanished peer is noticed even while its request runs); requests go to the
+// shared WorkQueue and replies come back on this connection's strand. Any failure sends a text
+// frame saying why, then a close frame: 1011 bad request / policy error, 1009 message too big,
+// 1013 queue full, 1008 too many requests ahead of replies, 1003 text frame, 1001 shutdown.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "serve/beast.h"
+#include "serve/context.h"
+
+namespace pi0::serve {
+
+class WsSession : public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerContext> ctx, std::string peer);
+  ~WsSession();
+  // Completes the upgrade for `req` (already read by HttpSession).
+  void run(http::request<http::string_body> req);
+  // Thread-safe: close once the request in flight (if any) is answered.
+  void drain();
+
+ private:
+  struct Out {
+    bool binary;
+    std::string data;
+    bool is_reply;
+  };
+  using Clock = std::chrono::steady_clock;
+
+  void on_accept(beast::error_code ec);
+  void do_read();
+  void on_read(beast::error_code ec, size_t n);
+  void on_message(std::string frame);
+  void submit(std::string frame);
+  void on_result(RequestOutcome r);
+  void on_reply_sent();
+  void send(Out out);
+  void do_write();
+  void on_write(beast::error_code ec);
+  void fail(websocket::close_code code, std::string text);
+  void do_close();
+
+  websocket::stream<beast::tcp_stream> ws_;
+  std::shared_ptr<ServerContext> ctx_;
+  const std::string peer_;
+  const uint64_t id_;
+  beast::flat_buffer buffer_;
+  size_t msg_bytes_ = 0;            // bytes of the message being read so far
+  std::deque<std::string> ahead_;   // requests received while one is in flight
+  std::deque<Out> out_;             // frames to write, in order; front() is being written
+  bool writing_ = false;
+  bool accepted_ = false;
+  bool in_flight_ = false;          // a request is queued or running, or its reply being written
+  bool closing_ = false;            // fail() was called: no more requests are taken
+  bool close_started_ = false;
+  websocket::close_reason close_reason_;
+  std::atomic<bool> gone_{false};   // the peer is gone: workers skip this session's jobs
+  uint64_t requests_ = 0;
+  Clock::time_point cycle_start_;   // openpi's start of the receive-infer-send cycle
+  std::optional<double> prev_total_ms_;
+};
+
+}  // namespace pi0::serve

@@ -1,0 +1,90 @@
+// pi0 serve --checkpoint DIR --robot NAME [--port 8000] [--host 0.0.0.0] ...: serve a policy to
+// openpi robot clients (openpi's serve_policy.py protocol, SPEC §7) on one port, with
+// GET /healthz beside the WebSocket endpoint. SIGINT/SIGTERM finish the requests in flight first.
+#include <cstdio>
+#include <memory>
+
+#include "commands.h"
+#include "pi0/error.h"
+#include "serve/server.h"
+
+// The policy front end (src/policy/policy.h) lands separately. Until it is in the tree this
+// command reports that instead of serving; with it, it serves pi0::Policy. Nothing else changes.
+#if __has_include("policy/policy.h")
+#include "policy/policy.h"
+#define PI0_HAVE_POLICY 1
+#else
+#define PI0_HAVE_POLICY 0
+#endif
+
+namespace pi0::cli {
+
+namespace {
+
+struct ServeArgs {
+  std::string checkpoint, robot, tokenizer, norm_stats, default_prompt, backend;
+  bool quiet = false;
+  serve::ServerOptions opt;
+};
+
+void run(const ServeArgs& a) {
+#if PI0_HAVE_POLICY
+  PolicyOptions po;
+  po.robot = a.robot;
+  po.tokenizer_path = a.tokenizer;
+  po.norm_stats_path = a.norm_stats;
+  po.default_prompt = a.default_prompt;
+  po.backend = a.backend;
+  std::shared_ptr<const Policy> policy = Policy::load(a.checkpoint, po);
+  serve::InferFn infer = [policy](const Dict& obs) { return policy->infer(obs); };
+  Dict metadata = policy->metadata();
+#else
+  (void)a;
+  serve::InferFn infer;
+  Dict metadata;
+  throw Error("pi0 serve: this build has no policy front end (src/policy/policy.h) yet");
+#endif
+  serve::ServerOptions opt = a.opt;
+  opt.handle_signals = true;
+  opt.log = !a.quiet;
+  serve::Server server(opt, std::move(infer), std::move(metadata));
+  std::printf("listening on ws://%s:%u (GET /healthz for health; Ctrl-C stops after the requests in flight)\n",
+              opt.host.c_str(), unsigned(server.port()));
+  std::fflush(stdout);
+  server.run();
+  std::fprintf(stderr, "pi0 serve: stopped\n");
+}
+
+}  // namespace
+
+void add_serve(CLI::App& app) {
+  auto* cmd = app.add_subcommand("serve", "Serve a policy over openpi's WebSocket protocol (robot clients, openpi-client)");
+  auto a = std::make_shared<ServeArgs>();
+  serve::ServerOptions& o = a->opt;
+  cmd->add_option("--checkpoint", a->checkpoint, "checkpoint directory (config.json + model.safetensors [+ assets])")->required();
+  cmd->add_option("--robot", a->robot, "robot config: the observation keys and action dims (e.g. libero, droid, aloha)")->required();
+  cmd->add_option("--default-prompt", a->default_prompt, "prompt used when a request has none");
+  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer model (default: the checkpoint's)");
+  cmd->add_option("--norm-stats", a->norm_stats, "norm_stats.json (default: the checkpoint's assets)");
+  cmd->add_option("--backend", a->backend, "compute backend (default: the fastest available)");
+  cmd->add_option("--host", o.host, "address to bind")->capture_default_str();
+  cmd->add_option("--port", o.port, "TCP port (0: any free port, printed at start)")->capture_default_str();
+  cmd->add_option("--max-message-bytes", o.max_message_bytes, "largest request accepted; larger ones are refused with close code 1009")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-queue", o.max_queue, "requests that may wait for the model; beyond, refused with close code 1013")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--workers", o.workers, "policy calls run at once (each op already uses every core)")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--io-threads", o.io_threads, "network threads")->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--max-connections", o.max_connections, "open WebSocket connections; beyond, HTTP 503")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-pipelined", o.max_pipelined, "requests a client may send ahead of its replies")->capture_default_str();
+  cmd->add_option("--idle-timeout", o.idle_timeout_s, "seconds of silence (pings unanswered) before a client is dropped")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--shutdown-timeout", o.shutdown_timeout_s, "seconds a shutdown waits for requests in flight")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--quiet", a->quiet, "no per-connection log lines on stderr");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace pi0::cli
