@@ -21,22 +21,32 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import test_serve_protocol as proto  # noqa: E402  (the openpi client re-implementation)
 
 
-async def client(url, seeds, noise, lat):
+async def client(url, seeds, noise, lat, replies=None):
     c = await proto.Client().connect(url)
     for s in seeds:
         obs = proto.make_obs(s, noise=noise)
         t0 = time.perf_counter()
-        await c.infer(obs)
+        r = await c.infer(obs)
         lat.append((time.perf_counter() - t0) * 1000)
+        if replies is not None:
+            replies[s] = r["actions"]
     await c.close()
 
 
-async def bench(url, clients, requests, noise, warmup):
+async def bench(url, clients, requests, noise, warmup, replies):
     await client(url, range(warmup), noise, [])
     lat = []
     t0 = time.perf_counter()
-    await asyncio.gather(*[client(url, range(1000 * c, 1000 * c + requests), noise, lat) for c in range(clients)])
+    await asyncio.gather(*[client(url, range(1000 * c, 1000 * c + requests), noise, lat, replies) for c in range(clients)])
     return lat, time.perf_counter() - t0
+
+
+async def verify(url, replies):
+    """Replays every request on one client: with `noise`, each concurrent reply must be identical."""
+    alone = {}
+    await client(url, sorted(replies), True, [], alone)
+    bad = [s for s in replies if not np.array_equal(replies[s], alone[s])]
+    return bad
 
 
 def main():
@@ -47,10 +57,19 @@ def main():
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--no-noise", action="store_true", help="do not send a 'noise' array")
+    ap.add_argument("--verify", action="store_true",
+                    help="then replay every request alone and require identical actions (needs noise)")
     a = ap.parse_args()
     proto.SERVER, proto.SERVER_ARGS = a.server, shlex.split(a.server_args)
+    replies = {}
     with proto.ServerProcess("--quiet") if "serve" in a.server_args else proto.ServerProcess() as srv:
-        lat, wall = asyncio.run(bench(srv.url, a.clients, a.requests, not a.no_noise, a.warmup))
+        lat, wall = asyncio.run(bench(srv.url, a.clients, a.requests, not a.no_noise, a.warmup, replies))
+        if a.verify:
+            bad = asyncio.run(verify(srv.url, replies))
+            if len(replies) != a.clients * a.requests or bad:
+                print(f"verify: {len(replies)} replies, {len(bad)} differ from a single-client run", file=sys.stderr)
+                sys.exit(1)
+            print(f"verify: all {len(replies)} concurrent replies equal the single-client run")
     lat = np.array(lat)
     print(f"{a.clients} clients x {a.requests} requests = {len(lat)} replies in {wall:.2f} s: "
           f"{len(lat) / wall:.1f} requests/s; latency p50 {np.percentile(lat, 50):.2f} ms, "
