@@ -74,3 +74,13 @@ TEST(Tokenizer, TruncationWarnsOnceOnStderr) {
   EXPECT_NE(err.find("truncated"), std::string::npos) << err;
   EXPECT_EQ(err.find("truncated"), err.rfind("truncated")) << "warned more than once: " << err;
 }
+
+TEST(Tokenizer, CleaningStripsLikePython) {
+  EXPECT_EQ(clean_prompt(" \t\r\n pick_up\nthe cup \f\v"), "pick up the cup");
+  EXPECT_EQ(clean_prompt("\x1c\x1f" "cup\x1e"), "cup");
+  // Unicode whitespace (NBSP, ideographic space, line separator) at the ends, kept inside.
+  EXPECT_EQ(clean_prompt("\xc2\xa0\xe3\x80\x80" "open\xc2\xa0" "lid\xe2\x80\xa8"), "open\xc2\xa0" "lid");
+  // Non-space characters sharing lead bytes are not stripped (U+2010 hyphen, U+00E9).
+  EXPECT_EQ(clean_prompt("\xe2\x80\x90" "caf\xc3\xa9"), "\xe2\x80\x90" "caf\xc3\xa9");
+  EXPECT_EQ(clean_prompt(" \xc2\x85 "), "");
+}

@@ -96,11 +96,12 @@ ImageU8 image_from_tensor(const Tensor& t, const std::string& what) {
         if (u8) {
           v = t.data<uint8_t>()[src];
         } else {
-          double f = t.dtype() == DType::F32 ? t.data<float>()[src] : t.data<double>()[src];
+          // 255·x in the array's own precision (numpy keeps float32 for a float32 array).
+          double f = t.dtype() == DType::F32 ? static_cast<double>(255.0f * t.data<float>()[src])
+                                             : 255.0 * t.data<double>()[src];
           if (std::isnan(f))
             throw Error(ErrorInfo{.message = "image contains NaN", .tensor = what});
-          f = std::clamp(255.0 * f, 0.0, 255.0);
-          v = static_cast<uint8_t>(f);  // truncation, as numpy's astype(uint8)
+          v = static_cast<uint8_t>(std::clamp(f, 0.0, 255.0));  // truncation, as numpy's astype(uint8)
         }
         img.pixels[static_cast<size_t>((y * W + x) * 3 + c)] = v;
       }

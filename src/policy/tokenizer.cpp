@@ -10,14 +10,49 @@
 
 namespace pi0 {
 
+namespace {
+
+// Length of the whitespace character (as Python's str.isspace() defines it) that starts at
+// s[i], or 0. UTF-8: ASCII \t \n \v \f \r, \x1c-\x1f and space; U+0085, U+00A0, U+1680,
+// U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
+size_t space_at(const std::string& s, size_t i) {
+  const auto u = [&](size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
+  const unsigned c = u(i);
+  if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f)) return 1;
+  if (c == 0xc2 && (u(i + 1) == 0x85 || u(i + 1) == 0xa0)) return 2;
+  if (c == 0xe1 && u(i + 1) == 0x9a && u(i + 2) == 0x80) return 3;
+  if (c == 0xe2 && u(i + 1) == 0x80) {
+    const unsigned d = u(i + 2);
+    if ((d >= 0x80 && d <= 0x8a) || d == 0xa8 || d == 0xa9 || d == 0xaf) return 3;
+  }
+  if (c == 0xe2 && u(i + 1) == 0x81 && u(i + 2) == 0x9f) return 3;
+  if (c == 0xe3 && u(i + 1) == 0x80 && u(i + 2) == 0x80) return 3;
+  return 0;
+}
+
+// Length of the whitespace character that ends just before s[e] (exclusive end), or 0.
+size_t space_before(const std::string& s, size_t e) {
+  for (size_t n = 1; n <= 3 && n <= e; ++n)
+    if (space_at(s, e - n) == n) return n;
+  return 0;
+}
+
+}  // namespace
+
 std::string clean_prompt(const std::string& prompt) {
-  // Python's str.strip() with no argument strips ASCII whitespace (and Unicode spaces, which
-  // byte-level input from robots does not carry in practice).
-  const char* ws = " \t\n\r\v\f";
-  const size_t b = prompt.find_first_not_of(ws);
-  if (b == std::string::npos) return "";
-  const size_t e = prompt.find_last_not_of(ws);
-  std::string s = prompt.substr(b, e - b + 1);
+  // Python's str.strip(): Unicode whitespace at both ends (robots' prompts are UTF-8 text).
+  size_t b = 0, e = prompt.size();
+  while (b < e) {
+    const size_t n = space_at(prompt, b);
+    if (!n) break;
+    b += n;
+  }
+  while (e > b) {
+    const size_t n = space_before(prompt, e);
+    if (!n) break;
+    e -= n;
+  }
+  std::string s = prompt.substr(b, e - b);
   for (char& c : s)
     if (c == '_' || c == '\n') c = ' ';
   return s;
