@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -45,35 +46,36 @@ T* scratch(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
-// cos/sin of RoPE angles for positions 0..max, per (theta, head_dim), built once and grown.
+// cos/sin of RoPE angles per (theta, head_dim) and position, built on first use. Rows live in
+// fixed blocks that never move, so a pointer handed out stays valid while other threads (other
+// ops, concurrent model calls) grow the table.
 class RopeTable {
  public:
   void get(double theta, int head_dim, int32_t pos, const float** c, const float** s) {
     std::lock_guard<std::mutex> lk(mu_);
-    if (theta != theta_ || head_dim != hd_) { theta_ = theta; hd_ = head_dim; cos_.clear(); sin_.clear(); rows_ = 0; }
+    auto& blocks = tables_[{theta, head_dim}];
     const int half = head_dim / 2;
-    if (pos >= rows_) {
-      int64_t rows = std::max<int64_t>(pos + 1, 2 * rows_);
-      cos_.resize(rows * half);
-      sin_.resize(rows * half);
-      for (int64_t p = rows_; p < rows; ++p)
+    const size_t b = static_cast<size_t>(pos) / kRows;
+    while (blocks.size() <= b) {
+      const int64_t first = static_cast<int64_t>(blocks.size()) * kRows;
+      auto blk = std::make_unique<float[]>(2 * kRows * half);  // cos rows, then sin rows
+      for (int64_t r = 0; r < kRows; ++r)
         for (int f = 0; f < half; ++f) {
-          const double a = static_cast<double>(p) * std::pow(theta, -2.0 * f / head_dim);
-          cos_[p * half + f] = static_cast<float>(std::cos(a));
-          sin_[p * half + f] = static_cast<float>(std::sin(a));
+          const double ang = static_cast<double>(first + r) * std::pow(theta, -2.0 * f / head_dim);
+          blk[r * half + f] = static_cast<float>(std::cos(ang));
+          blk[(kRows + r) * half + f] = static_cast<float>(std::sin(ang));
         }
-      rows_ = rows;
+      blocks.push_back(std::move(blk));
     }
-    *c = cos_.data() + static_cast<int64_t>(pos) * half;
-    *s = sin_.data() + static_cast<int64_t>(pos) * half;
+    const int64_t r = pos % kRows;
+    *c = blocks[b].get() + r * half;
+    *s = blocks[b].get() + (kRows + r) * half;
   }
 
  private:
+  static constexpr int64_t kRows = 64;
   std::mutex mu_;
-  double theta_ = 0;
-  int hd_ = 0;
-  int64_t rows_ = 0;
-  std::vector<float> cos_, sin_;
+  std::map<std::pair<double, int>, std::vector<std::unique_ptr<float[]>>> tables_;
 };
 
 class CpuBackend : public Backend {
