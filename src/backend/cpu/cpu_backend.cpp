@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/gemm_avx512bf16.h"
 #include "backend/cpu/kernels.h"
 #include "pi0/error.h"
 #include "pi0/threads.h"
@@ -23,11 +24,19 @@ class CpuLinear : public LinearWeight {
  public:
   Tensor w;                                        // plain [out, in] (unused once packed)
   std::shared_ptr<const cpu::PackedWeights> packed;  // small-M layers: oneDNN's blocked layout
+  bool tiny = false;                                 // the hand-written kernel on the calling thread
   std::vector<float> bias;
 };
 
 // Layers that see at most this many rows get packed weights (measured: +30–40% at M = 51).
 constexpr int64_t kPackRows = 128;
+
+// The action/state/time heads: layers whose typical product has at most this many multiply-adds
+// over weights of at most this many elements. bench/bench_gemm.cpp: there the hand-written kernel
+// matches oneDNN's speed and, running on the calling thread (gemm_bf16_nk's rule for small
+// products), skips the thread team's fork/join, which costs more than the product itself
+// (milliseconds when the cores are shared with other work).
+constexpr int64_t kTinyMacs = 2 << 20, kTinyWeights = 1 << 20;
 
 Post post_of(Epilogue ep) {
   switch (ep) {
@@ -90,7 +99,9 @@ class CpuBackend : public Backend {
     r->in = w.numel() / r->out;
     const DType want = bf16_ ? DType::BF16 : DType::F32;
     r->w = (w.dtype() == want ? w : w.to(want)).reshaped({r->out, r->in});
-    if (rows_hint > 0 && rows_hint <= kPackRows) {
+    r->tiny = bf16_ && cpu::has_avx512_bf16() && rows_hint > 0 && rows_hint * r->out * r->in <= kTinyMacs &&
+              r->out * r->in <= kTinyWeights;
+    if (!r->tiny && rows_hint > 0 && rows_hint <= kPackRows) {
       r->packed = cpu::pack_weights(r->w.raw(), r->out, r->in, bf16_, rows_hint);
       w.release_mapped_pages();  // the packed copy is all the GEMMs read: keep RSS to one copy
       r->w = Tensor();
@@ -286,9 +297,10 @@ class CpuBackend : public Backend {
       return f;
     }
     uint16_t* a = scratch(buf, x.rows * x.cols);
+    // Inputs under ~64 Ki values convert on this thread: a fork/join would cost more.
     parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) cpu::to_bf16(x.row(r), x.cols, a + r * x.cols);
-    }, 4);
+    }, std::max<int64_t>(4, (int64_t{1} << 16) / std::max<int64_t>(1, x.cols)));
     return a;
   }
 
@@ -297,7 +309,8 @@ class CpuBackend : public Backend {
     MatmulSpec s{.M = M, .K = w.in, .N = w.out, .lda = lda < 0 ? w.in : lda, .b_sk = 1, .b_sn = w.in, .ldc = ldc,
                  .bf16 = bf16_, .c_bf16 = c_bf16, .bias = w.has_bias, .post = post, .accumulate = accumulate};
     const float* b = w.has_bias ? w.bias.data() : nullptr;
-    if (w.packed) cpu::matmul(s, a, *w.packed, b, c);
+    if (w.tiny) cpu::gemm_bf16_nk(s, static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(w.w.raw()), b, c);
+    else if (w.packed) cpu::matmul(s, a, *w.packed, b, c);
     else cpu::matmul(s, a, w.w.raw(), b, c);
   }
 
