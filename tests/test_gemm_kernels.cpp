@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/gemm_avx512bf16.h"
+#include "backend/cpu/kernels.h"
 #include "pi0/tensor.h"
 
 using namespace pi0;
@@ -72,5 +75,20 @@ TEST(GemmKernels, Avx512Bf16MatchesExactProduct) {
         }
       }
     }
+  }
+}
+
+// PI0_CPU_ISA=avx2 (the CpuBackend.Avx2Path ctest entry runs the op and golden tests that way)
+// must switch every AVX-512 path off, oneDNN's bf16 included, so those tests check the code an
+// AVX2-only CPU runs.
+TEST(CpuIsa, CapIsHonoured) {
+  const char* e = std::getenv("PI0_CPU_ISA");
+  if (e && std::string(e) == "avx2") {
+    EXPECT_FALSE(cpu::has_avx512());
+    EXPECT_FALSE(cpu::has_avx512_bf16());
+    EXPECT_FALSE(cpu::dnnl_bf16_supported());
+  } else {
+    EXPECT_EQ(cpu::has_avx512(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"));
   }
 }

@@ -47,6 +47,14 @@ Post post_of(Epilogue ep) {
   return Post::None;
 }
 
+// Rows per parallel chunk for a row-wise op over `cols` values per row: at least ~32 Ki values
+// per chunk, so the small ops of the denoise loop (51 rows of 1024) run on the calling thread. A
+// fork/join costs more than they do, and far more when a team member is descheduled because the
+// cores are shared.
+int64_t row_grain(int64_t cols, int64_t per_value = 1) {
+  return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, cols * per_value));
+}
+
 // Grow-only scratch of the calling thread: after the first call of a shape nothing allocates.
 template <class T>
 T* scratch(std::vector<T>& v, int64_t n) {
@@ -89,7 +97,7 @@ class CpuBackend : public Backend {
  public:
   CpuBackend() : bf16_(cpu::dnnl_bf16_supported()) {
     if (!bf16_)
-      std::fprintf(stderr, "pi0: this CPU has no bf16 matmul path in oneDNN; the cpu backend runs in fp32\n");
+      std::fprintf(stderr, "pi0: no bf16 matmul path (this CPU, or PI0_CPU_ISA=avx2); the cpu backend runs in fp32\n");
   }
   std::string name() const override { return "cpu"; }
 
@@ -133,7 +141,7 @@ class CpuBackend : public Backend {
       parallel_for(M, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
           for (int64_t j = 0; j < F; ++j) gate_buf.row(r)[j] *= up_buf.row(r)[j];
-      });
+      }, row_grain(F));
       gemm(gate_buf.data, M, d, y.data, y.ld, false, Post::None, accumulate, gate_buf.ld);
       return;
     }
@@ -143,20 +151,20 @@ class CpuBackend : public Backend {
     auto* ub = reinterpret_cast<uint16_t*>(up_buf.data);
     gemm(a, M, g, gb, F, true, Post::GeluTanh, false);
     gemm(a, M, u, ub, F, true, Post::None, false);
-    parallel_for(M, [&](int64_t r0, int64_t r1) { cpu::mul_bf16(gb + r0 * F, ub + r0 * F, (r1 - r0) * F, gb + r0 * F); });
+    parallel_for(M, [&](int64_t r0, int64_t r1) { cpu::mul_bf16(gb + r0 * F, ub + r0 * F, (r1 - r0) * F, gb + r0 * F); }, row_grain(F));
     gemm(gb, M, d, y.data, y.ld, false, Post::None, accumulate, F);
   }
 
   void layer_norm(const Mat& x, const float* w, const float* b, float eps, const Mat& y) override {
     parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) cpu::layer_norm_row(x.row(r), x.cols, w, b, eps, y.row(r));
-    });
+    }, row_grain(x.cols));
   }
 
   void rms_norm(const Mat& x, const float* scale, const float* shift, float eps, const Mat& y) override {
     parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) cpu::rms_norm_row(x.row(r), x.cols, scale, shift, eps, y.row(r));
-    });
+    }, row_grain(x.cols));
   }
 
   void rope(const Mat& x, int heads, int head_dim, const int32_t* pos, double theta) override {
@@ -187,7 +195,7 @@ class CpuBackend : public Backend {
           }
         }
       }
-    });
+    }, row_grain(x.cols));
   }
 
   // Blocked attention: per KV head, the queries of its head group are stacked into one matrix
@@ -210,7 +218,7 @@ class CpuBackend : public Backend {
           store(kb, (g * S + j) * Hd, k.row(j) + g * Hd, Hd, 1.f);
           store(vb, (g * S + j) * Hd, v.row(j) + g * Hd, Hd, 1.f);
         }
-    });
+    }, row_grain(2 * Kh * Hd));
     parallel_for(Kh * blocks, [&](int64_t w0, int64_t w1) {
       thread_local std::vector<float> qbuf, lbuf, pbuf, obuf;
       for (int64_t w = w0; w < w1; ++w) {
@@ -254,7 +262,7 @@ class CpuBackend : public Backend {
           if (ep == Epilogue::GeluTanh) z = 0.5f * z * (1.f + std::tanh(0.7978845608028654f * (z + 0.044715f * z * z * z)));
           else if (ep == Epilogue::Silu) z = z / (1.f + std::exp(-z));
         }
-    });
+    }, row_grain(x.cols, 16));
   }
 
   void add(const Mat& y, const Mat& x, const float* col_scale) override {
@@ -270,7 +278,7 @@ class CpuBackend : public Backend {
           for (int64_t j = 0; j < y.cols; ++j) yr[j] += xr[j];
         }
       }
-    });
+    }, row_grain(y.cols));
   }
 
  private:

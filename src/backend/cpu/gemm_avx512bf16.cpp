@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/avx512_math.h"
+#include "backend/cpu/kernels.h"
 #include "pi0/error.h"
 #include "pi0/threads.h"
 
@@ -124,16 +125,15 @@ PI0_AVX512 void finish_row(const float* acc, int64_t n, const float* bias, Post 
   }
 }
 
-const bool kHasBf16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512bf16");
-
 }  // namespace
 
-bool has_avx512_bf16() { return kHasBf16; }
+bool has_avx512_bf16() {
+  static const bool ok = has_avx512() && __builtin_cpu_supports("avx512bf16");
+  return ok;
+}
 
 void gemm_bf16_nk(const MatmulSpec& s, const uint16_t* A, const uint16_t* W, const float* bias, void* C) {
-  if (!kHasBf16 || !s.bf16 || s.b_sk != 1)
+  if (!has_avx512_bf16() || !s.bf16 || s.b_sk != 1)
     throw Error(std::string("internal: gemm_bf16_nk needs AVX512_BF16 and bf16 [out, in] weights"));
   if (s.M <= 0 || s.N <= 0) return;
   const int64_t M = s.M, N = s.N, K = s.K;
