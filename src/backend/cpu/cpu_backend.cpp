@@ -206,7 +206,13 @@ class CpuBackend : public Backend {
   void attention(const Mat& q, const Mat& k, const Mat& v, const AttentionMask& m, const AttentionShape& sh,
                  const Mat& out) override {
     const int64_t T = q.rows, S = k.rows, Hd = sh.head_dim, Kh = sh.num_kv_heads, G = sh.num_heads / Kh;
-    const int64_t Tb = std::max<int64_t>(1, std::min<int64_t>(T, 256 / G));
+    // Blocks of ≤ 256 stacked query rows, as many work items as a multiple of the team size and of
+    // near-equal size: the denoise loop's 51 queries × 8 heads become 2 × 204 rows, not 256 + 152.
+    const int64_t nt = num_threads();
+    int64_t items = Kh * ((T * G + 255) / 256);
+    items = (items + nt - 1) / nt * nt;
+    const int64_t want = std::min<int64_t>(T, std::max<int64_t>(1, (items + Kh - 1) / Kh));
+    const int64_t Tb = (T + want - 1) / want;
     const int64_t blocks = (T + Tb - 1) / Tb;
     const size_t esz = bf16_ ? 2 : 4;
     // K and V of every KV head in the GEMM dtype, head-major: [Kh][S][Hd].
