@@ -50,11 +50,16 @@ Tensor weight(int64_t out, int64_t in, std::mt19937& rng, DType dt) {
 TEST(BackendOps, LinearAllEpiloguesAndShapes) {
   Both b;
   std::mt19937 rng(1);
-  for (auto [rows, in, out] : {std::tuple{1, 7, 5}, {3, 33, 17}, {17, 64, 130}, {51, 100, 257}}) {
+  // (rows, in, out, rows_hint). The hint picks the path: 0 = oneDNN on the weights as stored;
+  // ≤ 128 rows = oneDNN's packed layout, or for the tiny heads (≤ 2 Mi multiply-adds) the
+  // hand-written AVX-512-BF16 kernel. Rows may differ from the hint, as in the model.
+  for (auto [rows, in, out, hint] : {std::tuple{1, 7, 5, 1}, {3, 33, 17, 3}, {17, 64, 130, 0}, {51, 100, 257, 0},
+                                     {51, 100, 257, 51}, {50, 1030, 33, 50}, {51, 640, 130, 51}, {3, 640, 130, 1},
+                                     {200, 96, 70, 0}}) {
     for (DType dt : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(testing::Message() << rows << "x" << in << "->" << out << " hint " << hint << " " << dtype_name(dt));
       Tensor w = weight(out, in, rng, dt), bias = weight(1, out, rng, DType::F32).reshaped({out});
-      // rows_hint = rows: small-M layers get oneDNN's packed layout.
-      auto wr = b.ref->prepare_linear(w, &bias), wc = b.cpu->prepare_linear(w, &bias, in % 2 ? rows : 0);
+      auto wr = b.ref->prepare_linear(w, &bias), wc = b.cpu->prepare_linear(w, &bias, hint);
       M x(rows, in, rng, 1.f, 3);  // padded rows: ld != cols
       for (Epilogue ep : {Epilogue::None, Epilogue::GeluTanh, Epilogue::Silu}) {
         M yr(rows, out, rng, 1.f, 2), yc = yr;
@@ -125,7 +130,9 @@ TEST(BackendOps, NormsRopeAddActivation) {
 TEST(BackendOps, AttentionMasksGroupsAndFullyMaskedRows) {
   Both b;
   std::mt19937 rng(4);
+  // (queries, keys, heads, KV heads, head_dim): groups of 1 (MHA), 2, 3, 4 and 8 (MQA) heads per K/V head.
   for (auto [T, S, N, K, hd] : {std::tuple{1, 1, 1, 1, 4}, {3, 7, 2, 1, 8}, {17, 23, 4, 2, 16}, {51, 80, 8, 1, 32},
+                                {17, 23, 4, 4, 12}, {33, 40, 8, 2, 16}, {51, 300, 8, 1, 64}, {5, 9, 3, 1, 6},
                                 {70, 70, 6, 3, 10}}) {
     M q(T, N * hd, rng), k(S, K * hd, rng), v(S, K * hd, rng);
     std::vector<uint8_t> qv(T), kv(S);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/gemm_avx512bf16.h"
 #include "backend/cpu/kernels.h"
 #include "pi0/error.h"
 #include "pi0/threads.h"
@@ -24,11 +25,19 @@ class CpuLinear : public LinearWeight {
  public:
   Tensor w;                                        // plain [out, in] (unused once packed)
   std::shared_ptr<const cpu::PackedWeights> packed;  // small-M layers: oneDNN's blocked layout
+  bool tiny = false;                                 // the hand-written kernel on the calling thread
   std::vector<float> bias;
 };
 
 // Layers that see at most this many rows get packed weights (measured: +30–40% at M = 51).
 constexpr int64_t kPackRows = 128;
+
+// The action/state/time heads: layers whose typical product has at most this many multiply-adds
+// over weights of at most this many elements. bench/bench_gemm.cpp: there the hand-written kernel
+// matches oneDNN's speed and, running on the calling thread (gemm_bf16_nk's rule for small
+// products), skips the thread team's fork/join, which costs more than the product itself
+// (milliseconds when the cores are shared with other work).
+constexpr int64_t kTinyMacs = 2 << 20, kTinyWeights = 1 << 20;
 
 Post post_of(Epilogue ep) {
   switch (ep) {
@@ -37,6 +46,14 @@ Post post_of(Epilogue ep) {
     case Epilogue::Silu: return Post::Silu;
   }
   return Post::None;
+}
+
+// Rows per parallel chunk for a row-wise op over `cols` values per row: at least ~32 Ki values
+// per chunk, so the small ops of the denoise loop (51 rows of 1024) run on the calling thread. A
+// fork/join costs more than they do, and far more when a team member is descheduled because the
+// cores are shared.
+int64_t row_grain(int64_t cols, int64_t per_value = 1) {
+  return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, cols * per_value));
 }
 
 // Grow-only scratch of the calling thread: after the first call of a shape nothing allocates.
@@ -82,7 +99,7 @@ class CpuBackend : public Backend {
  public:
   CpuBackend() : bf16_(cpu::dnnl_bf16_supported()) {
     if (!bf16_)
-      std::fprintf(stderr, "pi0: this CPU has no bf16 matmul path in oneDNN; the cpu backend runs in fp32\n");
+      std::fprintf(stderr, "pi0: no bf16 matmul path (this CPU, or PI0_CPU_ISA=avx2); the cpu backend runs in fp32\n");
   }
   std::string name() const override { return "cpu"; }
 
@@ -92,7 +109,9 @@ class CpuBackend : public Backend {
     r->in = w.numel() / r->out;
     const DType want = bf16_ ? DType::BF16 : DType::F32;
     r->w = (w.dtype() == want ? w : w.to(want)).reshaped({r->out, r->in});
-    if (rows_hint > 0 && rows_hint <= kPackRows) {
+    r->tiny = bf16_ && cpu::has_avx512_bf16() && rows_hint > 0 && rows_hint * r->out * r->in <= kTinyMacs &&
+              r->out * r->in <= kTinyWeights;
+    if (!r->tiny && rows_hint > 0 && rows_hint <= kPackRows) {
       r->packed = cpu::pack_weights(r->w.raw(), r->out, r->in, bf16_, rows_hint);
       w.release_mapped_pages();  // the packed copy is all the GEMMs read: keep RSS to one copy
       r->w = Tensor();
@@ -124,7 +143,7 @@ class CpuBackend : public Backend {
       parallel_for(M, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
           for (int64_t j = 0; j < F; ++j) gate_buf.row(r)[j] *= up_buf.row(r)[j];
-      });
+      }, row_grain(F));
       gemm(gate_buf.data, M, d, y.data, y.ld, false, Post::None, accumulate, gate_buf.ld);
       return;
     }
@@ -134,20 +153,20 @@ class CpuBackend : public Backend {
     auto* ub = reinterpret_cast<uint16_t*>(up_buf.data);
     gemm(a, M, g, gb, F, true, Post::GeluTanh, false);
     gemm(a, M, u, ub, F, true, Post::None, false);
-    parallel_for(M, [&](int64_t r0, int64_t r1) { cpu::mul_bf16(gb + r0 * F, ub + r0 * F, (r1 - r0) * F, gb + r0 * F); });
+    parallel_for(M, [&](int64_t r0, int64_t r1) { cpu::mul_bf16(gb + r0 * F, ub + r0 * F, (r1 - r0) * F, gb + r0 * F); }, row_grain(F));
     gemm(gb, M, d, y.data, y.ld, false, Post::None, accumulate, F);
   }
 
   void layer_norm(const Mat& x, const float* w, const float* b, float eps, const Mat& y) override {
     parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) cpu::layer_norm_row(x.row(r), x.cols, w, b, eps, y.row(r));
-    });
+    }, row_grain(x.cols));
   }
 
   void rms_norm(const Mat& x, const float* scale, const float* shift, float eps, const Mat& y) override {
     parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) cpu::rms_norm_row(x.row(r), x.cols, scale, shift, eps, y.row(r));
-    });
+    }, row_grain(x.cols));
   }
 
   void rope(const Mat& x, int heads, int head_dim, const int32_t* pos, double theta) override {
@@ -178,7 +197,7 @@ class CpuBackend : public Backend {
           }
         }
       }
-    });
+    }, row_grain(x.cols));
   }
 
   // Blocked attention: per KV head, the queries of its head group are stacked into one matrix
@@ -189,7 +208,13 @@ class CpuBackend : public Backend {
   void attention(const Mat& q, const Mat& k, const Mat& v, const AttentionMask& m, const AttentionShape& sh,
                  const Mat& out) override {
     const int64_t T = q.rows, S = k.rows, Hd = sh.head_dim, Kh = sh.num_kv_heads, G = sh.num_heads / Kh;
-    const int64_t Tb = std::max<int64_t>(1, std::min<int64_t>(T, 256 / G));
+    // Blocks of ≤ 256 stacked query rows, as many work items as a multiple of the team size and of
+    // near-equal size: the denoise loop's 51 queries × 8 heads become 2 × 204 rows, not 256 + 152.
+    const int64_t nt = num_threads();
+    int64_t items = Kh * ((T * G + 255) / 256);
+    items = (items + nt - 1) / nt * nt;
+    const int64_t want = std::min<int64_t>(T, std::max<int64_t>(1, (items + Kh - 1) / Kh));
+    const int64_t Tb = (T + want - 1) / want;
     const int64_t blocks = (T + Tb - 1) / Tb;
     const size_t esz = bf16_ ? 2 : 4;
     // K and V of every KV head in the GEMM dtype, head-major: [Kh][S][Hd].
@@ -201,7 +226,7 @@ class CpuBackend : public Backend {
           store(kb, (g * S + j) * Hd, k.row(j) + g * Hd, Hd, 1.f);
           store(vb, (g * S + j) * Hd, v.row(j) + g * Hd, Hd, 1.f);
         }
-    });
+    }, row_grain(2 * Kh * Hd));
     parallel_for(Kh * blocks, [&](int64_t w0, int64_t w1) {
       thread_local std::vector<float> qbuf, lbuf, pbuf, obuf;
       for (int64_t w = w0; w < w1; ++w) {
@@ -245,7 +270,7 @@ class CpuBackend : public Backend {
           if (ep == Epilogue::GeluTanh) z = 0.5f * z * (1.f + std::tanh(0.7978845608028654f * (z + 0.044715f * z * z * z)));
           else if (ep == Epilogue::Silu) z = z / (1.f + std::exp(-z));
         }
-    });
+    }, row_grain(x.cols, 16));
   }
 
   void add(const Mat& y, const Mat& x, const float* col_scale) override {
@@ -261,7 +286,7 @@ class CpuBackend : public Backend {
           for (int64_t j = 0; j < y.cols; ++j) yr[j] += xr[j];
         }
       }
-    });
+    }, row_grain(y.cols));
   }
 
  private:
@@ -288,9 +313,10 @@ class CpuBackend : public Backend {
       return f;
     }
     uint16_t* a = scratch(buf, x.rows * x.cols);
+    // Inputs under ~64 Ki values convert on this thread: a fork/join would cost more.
     parallel_for(x.rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) cpu::to_bf16(x.row(r), x.cols, a + r * x.cols);
-    }, 4);
+    }, std::max<int64_t>(4, (int64_t{1} << 16) / std::max<int64_t>(1, x.cols)));
     return a;
   }
 
@@ -299,7 +325,8 @@ class CpuBackend : public Backend {
     MatmulSpec s{.M = M, .K = w.in, .N = w.out, .lda = lda < 0 ? w.in : lda, .b_sk = 1, .b_sn = w.in, .ldc = ldc,
                  .bf16 = bf16_, .c_bf16 = c_bf16, .bias = w.has_bias, .post = post, .accumulate = accumulate};
     const float* b = w.has_bias ? w.bias.data() : nullptr;
-    if (w.packed) cpu::matmul(s, a, *w.packed, b, c);
+    if (w.tiny) cpu::gemm_bf16_nk(s, static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(w.w.raw()), b, c);
+    else if (w.packed) cpu::matmul(s, a, *w.packed, b, c);
     else cpu::matmul(s, a, w.w.raw(), b, c);
   }
 

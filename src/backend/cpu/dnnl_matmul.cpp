@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/cpu/kernels.h"
 #include "pi0/error.h"
 
 namespace pi0::cpu {
@@ -16,7 +17,11 @@ namespace {
 using dt = dnnl::memory::data_type;
 
 dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  static dnnl::engine e = [] {
+    // PI0_CPU_ISA=avx2 (kernels.h): oneDNN too must stay off AVX-512, so it has no bf16 path.
+    if (!isa_allows_avx512()) dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx2);
+    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+  }();
   return e;
 }
 

@@ -3,8 +3,11 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
+#include "pi0/error.h"
 #include "pi0/tensor.h"
 
 namespace pi0::cpu {
@@ -127,22 +130,38 @@ AVX512 void mul_bf16_avx(const uint16_t* g, const uint16_t* u, int64_t n, uint16
   }
 }
 
-const bool kAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+bool cpu_has_avx512() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
 
 }  // namespace
 
-bool has_avx512() { return kAvx512; }
+bool isa_allows_avx512() {
+  static const bool allowed = [] {
+    const char* e = std::getenv("PI0_CPU_ISA");
+    const std::string v = e ? e : "";
+    if (v.empty() || v == "native") return true;
+    if (v == "avx2") return false;
+    throw Error({.message = "unknown instruction-set cap", .field = "PI0_CPU_ISA", .expected = "native | avx2", .got = v});
+  }();
+  return allowed;
+}
+
+bool has_avx512() {
+  static const bool ok = cpu_has_avx512() && isa_allows_avx512();
+  return ok;
+}
 
 void to_bf16(const float* x, int64_t n, uint16_t* y) { to_bf16_scaled(x, n, 1.f, y); }
 
 void to_bf16_scaled(const float* x, int64_t n, float s, uint16_t* y) {
-  if (kAvx512) return to_bf16_avx(x, n, s, y);
+  if (has_avx512()) return to_bf16_avx(x, n, s, y);
   for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(x[i] * s);
 }
 
 void rms_norm_row(const float* x, int64_t n, const float* scale, const float* shift, float eps, float* y) {
-  if (kAvx512) return rms_norm_avx(x, n, scale, shift, eps, y);
+  if (has_avx512()) return rms_norm_avx(x, n, scale, shift, eps, y);
   float ss = 0.f;
   for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
   const float inv = 1.f / std::sqrt(ss / static_cast<float>(n) + eps);
@@ -150,7 +169,7 @@ void rms_norm_row(const float* x, int64_t n, const float* scale, const float* sh
 }
 
 void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y) {
-  if (kAvx512) return layer_norm_avx(x, n, w, b, eps, y);
+  if (has_avx512()) return layer_norm_avx(x, n, w, b, eps, y);
   float mean = 0.f, var = 0.f;
   for (int64_t i = 0; i < n; ++i) mean += x[i];
   mean /= static_cast<float>(n);
@@ -160,7 +179,7 @@ void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, f
 }
 
 float exp_sum_row(float* x, int64_t n, float sub) {
-  if (kAvx512) return exp_sum_avx(x, n, sub);
+  if (has_avx512()) return exp_sum_avx(x, n, sub);
   float s = 0.f;
   for (int64_t i = 0; i < n; ++i) {
     const float d = x[i] - sub;
@@ -171,7 +190,7 @@ float exp_sum_row(float* x, int64_t n, float sub) {
 }
 
 void mul_bf16(const uint16_t* g, const uint16_t* u, int64_t n, uint16_t* h) {
-  if (kAvx512) return mul_bf16_avx(g, u, n, h);
+  if (has_avx512()) return mul_bf16_avx(g, u, n, h);
   for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(bf16_to_f32(g[i]) * bf16_to_f32(u[i]));
 }
 

@@ -7,6 +7,12 @@ namespace pi0::cpu {
 
 bool has_avx512();
 
+// The environment variable PI0_CPU_ISA caps the instruction sets the cpu backend uses: unset or
+// "native" = everything this CPU has; "avx2" = no AVX-512 anywhere (our kernels take their
+// portable paths, oneDNN is capped at AVX2 and so runs the fp32 GEMMs), which lets the tests
+// check the non-AVX-512 code on an AVX-512 machine. Anything else is an error.
+bool isa_allows_avx512();
+
 // y = bf16(x) with round-to-nearest-even, n elements.
 void to_bf16(const float* x, int64_t n, uint16_t* y);
 // y = bf16(x · s).
