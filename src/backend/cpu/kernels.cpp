@@ -1,5 +1,7 @@
 #include "backend/cpu/kernels.h"
 
+#include "backend/cpu/avx512_math.h"
+
 #include <immintrin.h>
 
 #include <cmath>
@@ -14,15 +16,9 @@ namespace pi0::cpu {
 
 namespace {
 
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+using avx512::cvt_bf16;
 
-AVX512 inline __m256i cvt_bf16(__m512 v) {
-  // Round to nearest even on the bit pattern (NaN inputs do not occur in activations).
-  __m512i u = _mm512_castps_si512(v);
-  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  u = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
-  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16));
-}
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 AVX512 inline __m512 load_bf16(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
@@ -92,30 +88,12 @@ AVX512 void layer_norm_avx(const float* x, int64_t n, const float* w, const floa
   }
 }
 
-// exp by range reduction to [−ln2/2, ln2/2] and a degree-6 polynomial (≈1 ulp).
-AVX512 inline __m512 exp_avx(__m512 x) {
-  const __m512 lo = _mm512_set1_ps(-87.0f);
-  __mmask16 zero = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-  __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
-  return _mm512_maskz_mov_ps(static_cast<__mmask16>(~zero), _mm512_scalef_ps(p, n));
-}
-
 AVX512 float exp_sum_avx(float* x, int64_t n, float sub) {
   const __m512 vs = _mm512_set1_ps(sub);
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 m = n - i >= 16 ? 0xffff : tail(n - i);
-    __m512 e = _mm512_maskz_mov_ps(m, exp_avx(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs)));
+    __m512 e = _mm512_maskz_mov_ps(m, avx512::exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs)));
     _mm512_mask_storeu_ps(x + i, m, e);
     acc = _mm512_add_ps(acc, e);
   }
