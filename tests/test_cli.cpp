@@ -1,6 +1,8 @@
 // The CLI turns bad input into a non-zero exit and a message naming the file, never a crash.
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -11,19 +13,8 @@
 namespace fs = std::filesystem;
 
 namespace {
-struct CliRun {
-  int code;
-  std::string out;
-};
-CliRun run(const std::string& args) {
-  std::string cmd = std::string(PI0_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using pi0::test::CliRun;
+CliRun run(const std::string& args) { return pi0::test::run_cli(args); }
 std::string tmpdir(const std::string& name) { return pi0::test::temp_dir(name); }
 }  // namespace
 

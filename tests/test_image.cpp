@@ -1,6 +1,8 @@
 // Images: decoding, observation arrays, and both resize-with-pad flavours against the goldens
 // (golden README §8).
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <stb_image_write.h>
 
 #include <cmath>
@@ -27,14 +29,7 @@ ImageU8 ramp(int h, int w) {
   return img;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using pi0::test::error_of;
 
 }  // namespace
 

@@ -2,6 +2,8 @@
 // Policy::load / prepare / infer, checked against the pieces it is made of; bad input gives
 // errors that name the problem; the CLI subcommands on the same bundle.
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <sentencepiece_processor.h>
 
 #include <array>
@@ -66,28 +68,10 @@ Tensor noise_for(const ModelConfig& c, uint64_t salt) {
   return t;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using pi0::test::error_of;
 
-struct CliRun {
-  int code;
-  std::string out;
-};
-CliRun run(const std::string& args) {
-  std::string cmd = std::string(PI0_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using pi0::test::CliRun;
+CliRun run(const std::string& args) { return pi0::test::run_cli(args); }
 
 PolicyOptions opts(const std::string& robot) { return {.robot = robot, .backend = "reference"}; }
 

@@ -2,6 +2,8 @@
 // slicing and ALOHA's adapt_to_pi encodings; custom robots from JSON.
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <cmath>
 
 #include "pi0/error.h"
@@ -23,14 +25,7 @@ Tensor f64(std::vector<double> v) {
   return t;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using pi0::test::error_of;
 
 // The formulas of openpi's aloha_policy.py, written out independently of robots.cpp.
 double to_angular(double v) {

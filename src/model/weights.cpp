@@ -86,6 +86,7 @@ ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
     w.heads.time_out = L.linear("time_mlp_out.weight", "time_mlp_out.bias");
   } else {
     w.heads.state_proj = L.linear("state_proj.weight", "state_proj.bias");
+    L.rows = c.action_horizon;  // the action/time MLP runs on every action token
     w.heads.action_time_in = L.linear("action_time_mlp_in.weight", "action_time_mlp_in.bias");
     w.heads.action_time_out = L.linear("action_time_mlp_out.weight", "action_time_mlp_out.bias");
   }
