@@ -6,7 +6,7 @@ mixture-of-transformers with one joint attention, prefix KV cache, Euler denoisi
 read from the same model.safetensors (memory-mapped) and run in bf16 (or f32), as users run
 openpi's PyTorch port today. Needs Debian's python3-torch (`apt-get install python3-torch`).
 
-  /usr/bin/python3 bench/torch_pi0.py --checkpoint DIR [--threads 2] [--cameras 3] [--runs 3] [--dtype bf16]
+  /usr/bin/python3 bench/torch_pi0.py --checkpoint DIR [--threads 2] [--cameras 3] [--tokens N] [--runs 3] [--dtype bf16]
   /usr/bin/python3 bench/torch_pi0.py --checkpoint DIR --case case.safetensors --dtype f32   # check vs golden
 """
 import argparse, json, math, mmap, struct, sys, time
@@ -213,6 +213,7 @@ def main():
     ap.add_argument("--dtype", choices=["bf16", "f32"], default="bf16")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cameras", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=-1, help="valid prompt tokens, the rest padding (default: all)")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -239,7 +240,8 @@ def main():
         masks = [torch.tensor([i < args.cameras]) for i in range(len(c["cameras"]))]
         L = c["max_token_len"]
         tokens = (torch.arange(L)[None] * 7919 % (c["vlm"]["vocab_size"] - 2) + 2).int()
-        tmask = torch.ones(B, L, dtype=torch.bool)
+        valid = L if args.tokens < 0 else min(args.tokens, L)
+        tmask = (torch.arange(L) < valid)[None].expand(B, L).clone()
         state = torch.zeros(B, c["action_dim"])
         noise = torch.randn(B, c["action_horizon"], c["action_dim"], generator=g)
         totals, vis, pre, step = [], [], [], []
@@ -254,7 +256,7 @@ def main():
             print(f"run {r}: {totals[-1]:.0f} ms", file=sys.stderr)
         med = lambda v: float(np.median(v))
         print(json.dumps({"impl": f"pytorch {torch.__version__} eager {args.dtype}", "threads": args.threads,
-                          "cameras": args.cameras, "load_s": load_s, "total_ms": med(totals),
+                          "cameras": args.cameras, "tokens": valid, "load_s": load_s, "total_ms": med(totals),
                           "stages_ms": {"vision": med(vis), "prefix": med(pre), "denoise_step": med(step)}}, indent=2))
 
 

@@ -80,7 +80,9 @@ TEST_P(RandomShapes, PositionsSkipMaskedTokens) {
     int32_t count = 0;
     for (int64_t i = 0; i < P; ++i) {
       count += valid[b * P + i];
-      if (valid[b * P + i]) EXPECT_EQ(L.position[b * (P + S) + i], count - 1);
+      if (valid[b * P + i]) {
+        EXPECT_EQ(L.position[b * (P + S) + i], count - 1);
+      }
       EXPECT_EQ(L.group[b * (P + S) + i], 0);
     }
     for (int64_t i = 0; i < S; ++i) {
@@ -89,7 +91,9 @@ TEST_P(RandomShapes, PositionsSkipMaskedTokens) {
     }
     // AR groups: π0 state token alone in group 1, actions in group 2; π0.5 actions in group 1.
     EXPECT_EQ(L.group[b * (P + S) + P], 1);
-    if (S > 1) EXPECT_EQ(L.group[b * (P + S) + P + S - 1], c.pi05 ? 1 : 2);
+    if (S > 1) {
+      EXPECT_EQ(L.group[b * (P + S) + P + S - 1], c.pi05 ? 1 : 2);
+    }
   }
 }
 
@@ -132,6 +136,24 @@ TEST_P(RandomShapes, MaskedInputsChangeNothing) {
   one.state = row_slice(in.state, 1);
   one.noise = row_slice(in.noise, 1);
   expect_close(row_slice(base["result"], 1), model->sample_actions(one), 1e-6, "batch row vs alone");
+}
+
+// Without an observer, prompt slots and cameras masked in every batch row are dropped from the
+// prefix; the actions must equal the observed run that keeps them (padding anywhere, not only at
+// the end, and the corner where nothing in the prefix is valid).
+TEST_P(RandomShapes, DroppedPaddingMatchesKept) {
+  ModelConfig c = random_config(GetParam());
+  auto model = random_model(c, "dropped" + std::to_string(GetParam()), GetParam());
+  ModelInputs in = random_inputs(c, 2, GetParam() + 77);
+  const int64_t L = c.max_token_len;
+  uint8_t* mask = in.token_mask.data_mut<uint8_t>();
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t < L; ++t) mask[b * L + t] = t == 0 || (t % 3 == 1 && t < L - 1);
+  if (c.cameras.size() > 1) in.image_masks.back().data_mut<uint8_t>()[0] = in.image_masks.back().data_mut<uint8_t>()[1] = 0;
+  expect_close(model->sample_actions(in), observe(*model, in)["result"], 1e-6, "holes in the prompt");
+  for (int64_t i = 0; i < 2 * L; ++i) mask[i] = 0;
+  for (auto& m : in.image_masks) m.data_mut<uint8_t>()[0] = m.data_mut<uint8_t>()[1] = 0;
+  expect_close(model->sample_actions(in), observe(*model, in)["result"], 1e-6, "empty prefix");
 }
 
 INSTANTIATE_TEST_SUITE_P(Model, RandomShapes, ::testing::Values(1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u));

@@ -112,8 +112,10 @@ struct Pi0Model::Impl {
   }
 
   // Prefix: SigLIP per camera, then the scaled text embedding; fills layout and prefix_x.
-  // A camera masked in every batch row changes nothing valid (its keys are masked and positions
-  // skip it), so without an observer its tower and its prefix rows are dropped altogether.
+  // A camera or a prompt slot masked in every batch row changes nothing valid (its keys are
+  // masked and positions skip it), so without an observer its rows are dropped altogether: the
+  // camera's tower is not run, and prompt padding (most of π0.5's 200 slots, a third or more of
+  // π0's 48) costs nothing in any of the 18 VLM layers.
   void embed_prefix(const ModelInputs& in, Workspace& ws, const Observer& obs) const {
     const ModelConfig& c = cfg();
     const int64_t B = ws.batch, S = c.suffix_len(), D = c.vlm.width, Np = c.tokens_per_image();
@@ -125,13 +127,21 @@ struct Pi0Model::Impl {
       for (int64_t b = 0; b < B; ++b) any = any || flag(in.image_masks[k], b);
       if (any || obs) cams.push_back(k);
     }
-    const int64_t ncam = static_cast<int64_t>(cams.size()), P = ncam * Np + L;
+    std::vector<int64_t> slots;  // prompt slots kept
+    for (int64_t t = 0; t < L; ++t) {
+      bool any = false;
+      for (int64_t b = 0; b < B; ++b) any = any || flag(in.token_mask, b * L + t);
+      if (any || obs) slots.push_back(t);
+    }
+    if (cams.empty() && slots.empty()) slots.push_back(0);  // keep one (masked) key: no empty prefix
+    const int64_t ncam = static_cast<int64_t>(cams.size()), nslot = static_cast<int64_t>(slots.size());
+    const int64_t P = ncam * Np + nslot;
     ws.prefix = P;
     std::vector<uint8_t> prefix_valid(static_cast<size_t>(B * P));
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t i = 0; i < ncam; ++i)
         for (int64_t n = 0; n < Np; ++n) prefix_valid[b * P + i * Np + n] = flag(in.image_masks[cams[i]], b);
-      for (int64_t t = 0; t < L; ++t) prefix_valid[b * P + ncam * Np + t] = flag(in.token_mask, b * L + t);
+      for (int64_t j = 0; j < nslot; ++j) prefix_valid[b * P + ncam * Np + j] = flag(in.token_mask, b * L + slots[j]);
     }
     build_layout(c, B, P, prefix_valid, ws.layout);
     ws.kv.resize(c.vlm.depth, B, P + S, int64_t{c.vlm.num_kv_heads} * c.vlm.head_dim);
@@ -153,9 +163,9 @@ struct Pi0Model::Impl {
     const float scale = static_cast<float>(std::sqrt(static_cast<double>(D)));
     const int32_t* tok = in.tokens.data<int32_t>();
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < L; ++t) {
-        float* row = x.row(b * P + ncam * Np + t);
-        const int64_t base = static_cast<int64_t>(tok[b * L + t]) * D;
+      for (int64_t j = 0; j < nslot; ++j) {
+        float* row = x.row(b * P + ncam * Np + j);
+        const int64_t base = static_cast<int64_t>(tok[b * L + slots[j]]) * D;
         for (int64_t d = 0; d < D; ++d) row[d] = w.embedding.get_f32(base + d) * scale;
       }
     if (obs) {
