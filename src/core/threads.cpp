@@ -33,7 +33,7 @@ int num_threads() {
   return std::max(1, g_threads);
 }
 
-void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+void parallel_for(int64_t n, RangeFn fn, int64_t grain) {
   if (n <= 0) return;
   const int parts = static_cast<int>(std::min<int64_t>(num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(1, grain))));
   if (parts <= 1 || omp_in_parallel()) {
@@ -76,7 +76,7 @@ class Pool {
   }
   int size() const { return size_; }
 
-  void run(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+  void run(int64_t n, const RangeFn& fn, int64_t grain) {
     int parts = static_cast<int>(std::min<int64_t>(size_, std::max<int64_t>(1, n / std::max<int64_t>(1, grain))));
     if (parts <= 1 || in_worker_) {
       fn(0, n);
@@ -108,7 +108,7 @@ class Pool {
   }
 
  private:
-  void chunk(int part, const std::function<void(int64_t, int64_t)>& fn) {
+  void chunk(int part, const RangeFn& fn) {
     int64_t b = n_ * part / parts_, e = n_ * (part + 1) / parts_;
     if (b < e) fn(b, e);
   }
@@ -116,7 +116,7 @@ class Pool {
     in_worker_ = true;
     uint64_t seen = 0;
     for (;;) {
-      const std::function<void(int64_t, int64_t)>* fn;
+      const RangeFn* fn;
       {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return generation_ != seen; });
@@ -144,7 +144,7 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   uint64_t generation_ = 0;
   bool stop_ = false;
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  const RangeFn* fn_ = nullptr;
   int64_t n_ = 0;
   int parts_ = 0, pending_ = 0;
   std::exception_ptr error_;
@@ -175,7 +175,7 @@ void set_num_threads(int n) {
 
 int num_threads() { return pool().size(); }
 
-void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+void parallel_for(int64_t n, RangeFn fn, int64_t grain) {
   if (n <= 0) return;
   pool().run(n, fn, grain);
 }

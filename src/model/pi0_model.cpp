@@ -265,7 +265,8 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
       obs((s.offset == 0 ? "prefix.layer." : "suffix_t1.layer.") + std::to_string(l),
           tensor_of(s.x, {B, s.tokens, s.x.cols}));
     };
-  run_transformer(be, {&ws.vlm}, ws.kv, ws.layout, B, P, c.attention_mask_value, on_layer);
+  Stream* prefix_streams[] = {&ws.vlm};
+  run_transformer(be, prefix_streams, ws.kv, ws.layout, B, P, c.attention_mask_value, on_layer);
   if (obs) {
     Mat out = ws.prefix_out.mat(B * P, c.vlm.width);
     final_norm(be, ws.vlm, B, out);
@@ -285,6 +286,9 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
   const float dt = -1.0f / static_cast<float>(num_steps);
   float t = 1.0f;
   std::vector<float> times, tb(static_cast<size_t>(B));
+  Stream* suffix_streams[] = {&ws.expert};
+  times.reserve(static_cast<size_t>(2 * num_steps + 1));  // the loop itself allocates nothing
+  if (opt.timings) opt.timings->step_ms.reserve(static_cast<size_t>(2 * num_steps + 1));
   for (int step = 0; t >= -dt / 2 && step <= 2 * num_steps; ++step) {
     times.push_back(t);
     const auto step_start = clock::now();
@@ -297,7 +301,7 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
       obs("suffix_emb", tensor_of(suffix, {B, S, c.expert.width}));
       if (c.pi05) obs("adarms_cond_t1", tensor_of(ws.expert.cond, {B, c.expert.width}));
     }
-    run_transformer(be, {&ws.expert}, ws.kv, ws.layout, B, P + S, c.attention_mask_value,
+    run_transformer(be, suffix_streams, ws.kv, ws.layout, B, P + S, c.attention_mask_value,
                     first ? on_layer : LayerCallback{});
     m.velocity(ws, v);
     if (first) obs("velocity_t1", tensor_of(v, {B, H, A}));
@@ -345,7 +349,8 @@ TrainOutputs Pi0Model::forward_training(const ModelInputs& in, const Tensor& act
   embed_suffix(be, c, m.w.heads, state, x, tt, ws.suffix, ws.suffix_x.mat(B * S, c.expert.width), ws.expert.cond);
   // One joint pass: prefix and suffix streams in the same attention (the AR groups keep the
   // prefix from seeing the suffix).
-  run_transformer(be, {&ws.vlm, &ws.expert}, ws.kv, ws.layout, B, P + S, c.attention_mask_value);
+  Stream* joint[] = {&ws.vlm, &ws.expert};
+  run_transformer(be, joint, ws.kv, ws.layout, B, P + S, c.attention_mask_value);
   m.velocity(ws, v);
   TrainOutputs out;
   out.velocity = tensor_of(v, {B, H, A});

@@ -58,7 +58,7 @@ void gated_residual(Backend& be, Stream& s, int64_t B, const Mat& out, bool adar
 
 }  // namespace
 
-void run_transformer(Backend& be, std::vector<Stream*> streams, KVStore& kv, const SequenceLayout& L,
+void run_transformer(Backend& be, std::span<Stream* const> streams, KVStore& kv, const SequenceLayout& L,
                      int64_t B, int64_t kv_len, float mask_value, const LayerCallback& on_layer) {
   const GemmaConfig& g0 = *streams.front()->config;
   const int N = g0.num_heads, K = g0.num_kv_heads, Hd = g0.head_dim;

@@ -4,6 +4,7 @@
 // the cached suffix pass, the prefix K/V written earlier).
 #pragma once
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "backend/ops.h"
@@ -45,7 +46,7 @@ using LayerCallback = std::function<void(const Stream& s, int layer)>;
 // Runs every layer over the active streams. Keys of batch b are rows [0, kv_len) of the store;
 // streams write theirs at their offset. Rows outside the active streams are read as they are
 // (the cached prefix in the suffix pass).
-void run_transformer(Backend& be, std::vector<Stream*> streams, KVStore& kv, const SequenceLayout& layout,
+void run_transformer(Backend& be, std::span<Stream* const> streams, KVStore& kv, const SequenceLayout& layout,
                      int64_t batch, int64_t kv_len, float mask_value, const LayerCallback& on_layer = {});
 
 // Final norm of a stream (RMSNorm, or adaRMS whose gate is discarded) into `out` [B · tokens, D].

@@ -149,7 +149,8 @@ class ReferenceBackend : public Backend {
     const int64_t T = q.rows, S = k.rows, Hd = s.head_dim;
     const int group = s.num_heads / s.num_kv_heads;
     parallel_for(T * s.num_heads, [&](int64_t w0, int64_t w1) {
-      std::vector<float> logits(static_cast<size_t>(S));
+      thread_local std::vector<float> logits;  // grows once; the denoise loop allocates nothing
+      if (logits.size() < static_cast<size_t>(S)) logits.resize(static_cast<size_t>(S));
       for (int64_t w = w0; w < w1; ++w) {
         const int64_t i = w / s.num_heads;
         const int h = static_cast<int>(w % s.num_heads), kvh = h / group;
