@@ -80,6 +80,14 @@ ModelInputs bench_inputs(const ModelConfig& c, int cameras, int tokens) {
   return in;
 }
 
+// Ops by total time, largest first.
+std::vector<std::pair<std::string, OpProfile>> sorted_profile(const CountingBackend& c) {
+  auto m = c.profile();
+  std::vector<std::pair<std::string, OpProfile>> v(m.begin(), m.end());
+  std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.second.seconds > y.second.seconds; });
+  return v;
+}
+
 }  // namespace
 
 void add_bench(CLI::App& app) {
@@ -87,7 +95,7 @@ void add_bench(CLI::App& app) {
   struct Args {
     std::string preset = "pi0", checkpoint, backend = default_backend_name(), cache = "out/bench";
     int cameras = 3, tokens = -1, runs = 3, steps = 0;
-    bool json = false;
+    bool json = false, profile = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--preset", a->preset, "pi0 | pi05 (ignored with --checkpoint)")->check(CLI::IsMember({"pi0", "pi05", "tiny-pi0", "tiny-pi05"}))->capture_default_str();
@@ -99,6 +107,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--backend", a->backend, "cpu | reference")->capture_default_str();
   cmd->add_option("--cache", a->cache, "where the random checkpoint is written once and reused")->capture_default_str();
   cmd->add_flag("--json", a->json, "print one JSON object");
+  cmd->add_flag("--profile", a->profile, "also time every op, grouped by kind and shape (where the time goes)");
   cmd->callback([a] {
     const bool tty = stderr_is_tty() && !a->json;
     std::string dir = a->checkpoint;
@@ -114,6 +123,7 @@ void add_bench(CLI::App& app) {
     auto t0 = std::chrono::steady_clock::now();
     auto counting = std::make_unique<CountingBackend>(make_backend(a->backend));
     CountingBackend* counter = counting.get();
+    counter->set_profiling(a->profile);
     Pi0Model model(open_checkpoint(dir, {.populate = true}), std::move(counting));
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const ModelConfig& c = model.config();
@@ -131,13 +141,13 @@ void add_bench(CLI::App& app) {
     for (int r = 0; r <= a->runs; ++r) {
       SampleTimings tm;
       opt.timings = &tm;
-      counter->reset();
+      if (r <= 1) counter->reset();  // the profile sums the timed runs
       auto s0 = std::chrono::steady_clock::now();
       model.sample_actions(in, opt);
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
       bar.update(static_cast<uint64_t>(r + 1));
       if (r == 0) continue;  // warm-up: first-touch of buffers, oneDNN primitive creation
-      flops = counter->flops();
+      flops = counter->flops() / r;
       total.push_back(ms);
       vision.push_back(tm.vision_ms);
       prefix.push_back(tm.prefix_ms);
@@ -157,6 +167,13 @@ void add_bench(CLI::App& app) {
           {"fraction_of_peak", gflops / peak}, {"peak_rss_bytes", rss},
           {"stages_ms", {{"vision", median(vision)}, {"prefix", median(prefix)}, {"denoise_step", median(step)},
                          {"denoise_total", median(step) * steps}}}};
+      if (a->profile) {
+        nlohmann::ordered_json ops = nlohmann::ordered_json::array();
+        for (const auto& [key, p] : sorted_profile(*counter))
+          ops.push_back({{"op", key}, {"calls", p.calls / a->runs}, {"ms", 1e3 * p.seconds / a->runs},
+                         {"gflops", p.seconds > 0 ? p.flops / p.seconds / 1e9 : 0.0}});
+        j["profile"] = ops;
+      }
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
@@ -171,6 +188,15 @@ void add_bench(CLI::App& app) {
     std::printf("  %s GEMM peak  %9.1f GFLOP/s (measured now) -> %.1f%% of peak\n",
                 cpu::dnnl_bf16_supported() ? "bf16" : "f32 ", peak, 100 * gflops / peak);
     std::printf("  peak RSS        %9.2f GB\n", rss / 1e9);
+    if (a->profile) {
+      std::printf("\n  %-44s %7s %10s %6s %9s\n", "op (rows x in -> out)", "calls", "ms/run", "share", "GFLOP/s");
+      for (const auto& [key, p] : sorted_profile(*counter)) {
+        const double ms = 1e3 * p.seconds / a->runs;
+        if (ms < 0.05 * total_ms / 100) continue;  // below 0.05%: noise
+        std::printf("  %-44s %7lld %10.1f %5.1f%% %9s\n", key.c_str(), static_cast<long long>(p.calls / a->runs), ms,
+                    100 * ms / total_ms, p.flops > 0 ? std::to_string(static_cast<int>(p.flops / p.seconds / 1e9)).c_str() : "");
+      }
+    }
   });
 }
 
