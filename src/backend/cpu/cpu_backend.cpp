@@ -24,13 +24,10 @@ using cpu::Post;
 class CpuLinear : public LinearWeight {
  public:
   Tensor w;                                        // plain [out, in] (unused once packed)
-  std::shared_ptr<const cpu::PackedWeights> packed;  // small-M layers: oneDNN's blocked layout
+  std::shared_ptr<const cpu::PackedWeights> packed;  // oneDNN's blocked layout
   bool tiny = false;                                 // the hand-written kernel on the calling thread
   std::vector<float> bias;
 };
-
-// Layers that see at most this many rows get packed weights (measured: +30–40% at M = 51).
-constexpr int64_t kPackRows = 128;
 
 // The action/state/time heads: layers whose typical product has at most this many multiply-adds
 // over weights of at most this many elements. bench/bench_gemm.cpp: there the hand-written kernel
@@ -111,7 +108,10 @@ class CpuBackend : public Backend {
     r->w = (w.dtype() == want ? w : w.to(want)).reshaped({r->out, r->in});
     r->tiny = bf16_ && cpu::has_avx512_bf16() && rows_hint > 0 && rows_hint * r->out * r->in <= kTinyMacs &&
               r->out * r->in <= kTinyWeights;
-    if (!r->tiny && rows_hint > 0 && rows_hint <= kPackRows) {
+    // Every other layer is reordered once into oneDNN's blocked layout for its typical row count
+    // (pi0_bench_gemm: +30–40% at the expert's M = 51, +11% on the VLM MLP at M = 816, +15–30%
+    // on SigLIP's), paid for at load: ≈ 2.3 GB/s plus first-touch of the new pages.
+    if (!r->tiny && rows_hint > 0) {
       r->packed = cpu::pack_weights(r->w.raw(), r->out, r->in, bf16_, rows_hint);
       w.release_mapped_pages();  // the packed copy is all the GEMMs read: keep RSS to one copy
       r->w = Tensor();
