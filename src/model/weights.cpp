@@ -1,5 +1,6 @@
 #include "model/weights.h"
 
+#include "core/progress.h"
 #include "model/layout.h"
 
 namespace pi0 {
@@ -9,11 +10,16 @@ namespace {
 struct Loader {
   const Checkpoint& ck;
   Backend& be;
+  Progress& bar;     // bytes of weights prepared: packing full-size π0 takes seconds
+  uint64_t done = 0;
   int64_t rows = 0;  // rows the layers being loaded typically see (a layout hint for the backend)
   Linear linear(const std::string& w, const std::string& b = {}) {
     Tensor bias;
     if (!b.empty()) bias = ck.at(b);
-    return be.prepare_linear(ck.at(w), b.empty() ? nullptr : &bias, rows);
+    const Tensor& t = ck.at(w);
+    Linear l = be.prepare_linear(t, b.empty() ? nullptr : &bias, rows);
+    bar.update(done += static_cast<uint64_t>(t.nbytes()));
+    return l;
   }
   Vec vec(const std::string& n) { return ck.at(n).to_f32_vector(); }
 };
@@ -52,7 +58,10 @@ GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g, int64_
 ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
   using namespace names;
   const ModelConfig& c = ck.config;
-  Loader L{ck, backend, static_cast<int64_t>(c.cameras.size()) * c.tokens_per_image()};
+  uint64_t total = 0;
+  for (const auto& [name, t] : ck.tensors) total += static_cast<uint64_t>(t.nbytes());
+  Progress bar("preparing weights", total, stderr_is_tty());
+  Loader L{ck, backend, bar, 0, static_cast<int64_t>(c.cameras.size()) * c.tokens_per_image()};
   ModelWeights w;
   w.vision.patch = L.linear(kVision + "embeddings.patch_embedding.weight", kVision + "embeddings.patch_embedding.bias");
   w.vision.position = L.vec(kVision + "embeddings.position_embedding.weight");
@@ -90,6 +99,7 @@ ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
     w.heads.action_time_in = L.linear("action_time_mlp_in.weight", "action_time_mlp_in.bias");
     w.heads.action_time_out = L.linear("action_time_mlp_out.weight", "action_time_mlp_out.bias");
   }
+  bar.finish();
   return w;
 }
 
