@@ -1,5 +1,6 @@
 #include "backend/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -244,12 +245,12 @@ class CpuBackend : public Backend {
           const int64_t i = t0 + r / G;
           float* l = logits + r * S;
           const bool qv = !m.q_valid || m.q_valid[i];
-          const int32_t qg = m.q_group ? m.q_group[i] : 0;
-          float mx = -INFINITY;
-          for (int64_t j = 0; j < S; ++j) {
-            const bool ok = qv && (!m.k_valid || m.k_valid[j]) && (m.k_group ? m.k_group[j] : 0) <= qg;
-            if (!ok) l[j] = m.mask_value;  // = logit + mask_value in f32 for any finite logit
-            mx = std::max(mx, l[j]);
+          float mx;
+          if (qv) {
+            mx = cpu::mask_max_row(l, S, m.k_valid, m.k_group, m.q_group ? m.q_group[i] : 0, m.mask_value);
+          } else {  // a padded query: every key masked, a uniform row (as the reference computes it)
+            std::fill(l, l + S, m.mask_value);
+            mx = m.mask_value;
           }
           const float sum = cpu::exp_sum_row(l, S, mx);
           store(pb, r * S, l, S, 1.f / sum);

@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -108,6 +109,23 @@ AVX512 void mul_bf16_avx(const uint16_t* g, const uint16_t* u, int64_t n, uint16
   }
 }
 
+AVX512 float mask_max_avx(float* l, int64_t n, const uint8_t* k_valid, const int32_t* k_group, int32_t q_group,
+                          float mask_value) {
+  const __m512 mv = _mm512_set1_ps(mask_value);
+  const __m512i qg = _mm512_set1_epi32(q_group);
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = n - j >= 16 ? 0xffff : tail(n - j);
+    __mmask16 ok = m;
+    if (k_valid) ok &= _mm_mask_test_epi8_mask(m, _mm_maskz_loadu_epi8(m, k_valid + j), _mm_set1_epi8(-1));
+    if (k_group) ok &= _mm512_mask_cmple_epi32_mask(m, _mm512_maskz_loadu_epi32(m, k_group + j), qg);
+    const __m512 v = _mm512_mask_blend_ps(ok, mv, _mm512_maskz_loadu_ps(m, l + j));
+    _mm512_mask_storeu_ps(l + j, m, v);
+    mx = _mm512_mask_max_ps(mx, m, mx, v);
+  }
+  return _mm512_reduce_max_ps(mx);
+}
+
 bool cpu_has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
@@ -165,6 +183,22 @@ float exp_sum_row(float* x, int64_t n, float sub) {
     s += x[i];
   }
   return s;
+}
+
+float mask_max_row(float* l, int64_t n, const uint8_t* k_valid, const int32_t* k_group, int32_t q_group,
+                   float mask_value) {
+  if (!k_group && q_group < 0) {  // every key is in group 0, after this query's block
+    std::fill(l, l + n, mask_value);
+    return mask_value;
+  }
+  if (has_avx512()) return mask_max_avx(l, n, k_valid, k_group, q_group, mask_value);
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) {
+    const bool ok = (!k_valid || k_valid[j]) && (!k_group || k_group[j] <= q_group);
+    if (!ok) l[j] = mask_value;
+    mx = std::max(mx, l[j]);
+  }
+  return mx;
 }
 
 void mul_bf16(const uint16_t* g, const uint16_t* u, int64_t n, uint16_t* h) {

@@ -23,6 +23,11 @@ void rms_norm_row(const float* x, int64_t n, const float* scale, const float* sh
 void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y);
 // In place: x = exp(x − sub); returns the sum. Values below −87 after the shift become exactly 0.
 float exp_sum_row(float* x, int64_t n, float sub);
+// One attention row: logits of keys that are invalid (k_valid[j] == 0) or in a later block
+// (k_group[j] > q_group) become mask_value (null arrays: every key valid, group 0); returns the
+// row's max. Setting (not adding) mask_value equals f32 logit + mask_value for finite logits.
+float mask_max_row(float* l, int64_t n, const uint8_t* k_valid, const int32_t* k_group, int32_t q_group,
+                   float mask_value);
 // h = bf16(bf16_to_f32(g) · bf16_to_f32(u)) over n bf16 values (GeGLU's product, in place allowed).
 void mul_bf16(const uint16_t* g, const uint16_t* u, int64_t n, uint16_t* h);
 
