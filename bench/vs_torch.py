@@ -3,7 +3,9 @@
 
 Runs `pi0 bench --json` and torch_pi0.py alternately, --pairs times, so both see the same
 machine weather (a shared VM's speed drifts by 10-30% over minutes); reports the median of
-each engine's per-run medians per stage and the ratio. Needs Debian's python3-torch.
+each engine's per-run medians per stage, their ratio, and the median of the per-pair ratios of
+the totals (each pair ran minutes apart at most, so that one is the steadier figure). Needs
+Debian's python3-torch.
 
   /usr/bin/python3 bench/vs_torch.py --checkpoint DIR [--cameras 3] [--tokens N] [--threads 2] [--pairs 3]
 """
@@ -56,6 +58,11 @@ def main():
         o, t = med(ours, f), med(torch, f)
         report["stages"][name] = {"pi0_cpp_ms": o, "torch_ms": t, "speedup": t / o}
         print(f"{name:<14} {o:>11.1f} {t:>11.1f} {t / o:>8.2f}x")
+    pair_ratios = [t["total_ms"] / o["total_ms"] for o, t in zip(ours, torch)]
+    report["pair_speedups"] = pair_ratios
+    report["median_pair_speedup"] = statistics.median(pair_ratios)
+    print(f"per-pair total speed-ups: {', '.join(f'{r:.2f}x' for r in pair_ratios)} "
+          f"(median {report['median_pair_speedup']:.2f}x)")
     print(json.dumps(report), file=sys.stderr)
 
 
