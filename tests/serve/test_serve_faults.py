@@ -16,6 +16,7 @@ client and server helpers this reuses:
 """
 import asyncio
 import os
+import resource
 import socket
 import sys
 import time
@@ -55,6 +56,14 @@ def wait_fds_at_most(pid, limit, tries=1000):
         time.sleep(0.01)
         n = open_fds(pid)
     return n
+
+
+def wait_for_log(srv, text, tries=3000):
+    for _ in range(tries):
+        if text in srv.stderr():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the server never logged {text!r}:\n{srv.stderr()}")
 
 
 def report(what, before, after):
@@ -141,6 +150,23 @@ class HalfOpen(unittest.TestCase):
             self.assertEqual(b0, 0x89, "expected a keep-alive ping before the drop")
             expect_closed_by_server(s)
             run(good_request_works(srv.url))
+
+
+    def test_out_of_descriptors_is_waited_out_not_spun_on(self):
+        with ServerProcess() as srv:
+            pid = srv.proc.pid
+            limit = open_fds(pid) + 10
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+            # Ten of these get a descriptor; the rest wait in the listen backlog, where accept()
+            # fails with EMFILE for as long as they wait.
+            socks = [raw_connect(srv.port) for _ in range(20)]
+            wait_for_log(srv, "accept failed")
+            time.sleep(0.5)  # a server retrying at once would log (and spin) thousands of times meanwhile
+            for s in socks:
+                s.close()
+            run(good_request_works(srv.url))  # descriptors freed: the next client is taken
+            n = srv.stderr().count("accept failed")
+            self.assertLessEqual(n, 3, f"accept failures logged {n} times: the accept loop spins")
 
 
 class Flood(unittest.TestCase):
