@@ -68,11 +68,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const pi0::Error&) {
     return 0;
   }
-  bool prepared = false;
   for (const pi0::Policy* p : {g_libero.get(), g_aloha.get()}) {
     try {
       check(p->prepare(obs), p->config());
-      prepared = true;
     } catch (const pi0::Error&) {
     }
   }
@@ -84,6 +82,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   const pi0::serve::RequestOutcome r = pi0::serve::process_request(frame, infer, limits, 1.0);
   if (r.ok && r.payload.empty()) std::abort();
-  (void)prepared;
   return 0;
 }
