@@ -19,7 +19,8 @@ struct ImageU8 {
 
 // The largest image decoded: 8192 × 8192 pixels (192 MiB as RGB). A PNG or JPEG header can declare
 // any size in a few bytes; the declared size is checked against this before stb_image allocates
-// anything, so a 100 000 × 100 000 header in a 1 KB file is an error, not a 30 GB allocation.
+// anything, so an 18000 × 18000 header in a 65-byte file is an error, not a 972 MB allocation
+// (stb_image's own limit only refuses images beyond 1 GB).
 inline constexpr int64_t kMaxImagePixels = int64_t{8192} * 8192;
 
 // PNG or JPEG (anything stb_image reads). Errors name the file: unreadable, not an image, not
