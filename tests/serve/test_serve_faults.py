@@ -58,6 +58,13 @@ def wait_fds_at_most(pid, limit, tries=1000):
     return n
 
 
+def sanitized(pid):
+    """True when the server runs under ASan/UBSan/TSan (their runtimes are mapped in)."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read()
+    return any(lib in maps for lib in ("libasan", "libubsan", "libtsan"))
+
+
 def wait_for_log(srv, text, tries=3000):
     for _ in range(tries):
         if text in srv.stderr():
@@ -155,6 +162,10 @@ class HalfOpen(unittest.TestCase):
     def test_out_of_descriptors_is_waited_out_not_spun_on(self):
         with ServerProcess() as srv:
             pid = srv.proc.pid
+            if sanitized(pid):
+                # UBSan checks memory through a pipe: with no descriptor left its vptr check reports
+                # any object as invalid (seen on Boost's error_category), a false error of the runtime.
+                self.skipTest("sanitizer runtimes need file descriptors of their own")
             limit = open_fds(pid) + 10
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
             # Ten of these get a descriptor; the rest wait in the listen backlog, where accept()
