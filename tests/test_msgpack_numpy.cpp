@@ -260,7 +260,7 @@ TEST(MsgpackNumpy, RejectsBadMapsAndValues) {
   expect_reject(Raw().map(1).i(1).i(2).out, "map key must be str");
   expect_reject(Raw().map(2).str("a").i(1).str("a").i(2).out, "duplicate map key 'a'");
   expect_reject(Raw().map(1).bin("prompt").str("x").out, "is msgpack bin; dict keys must be str");
-  expect_reject(Raw().map(1).str("prompt").bin("x").out, "only accepted as the data of a numpy array");
+  expect_reject(Raw().map(1).str("prompt").bin("\xff\xfe").out, "must be UTF-8 text");
   expect_reject(Raw().map(1).str("p").str("\xff\xfe").out, "not valid UTF-8");
   expect_reject(Raw().map(1).str("p").str("\xed\xa0\x80").out, "not valid UTF-8");  // a surrogate
   expect_reject(Raw().map(1).str("p").str("\xc0\xaf").out, "not valid UTF-8");      // overlong
@@ -269,7 +269,21 @@ TEST(MsgpackNumpy, RejectsBadMapsAndValues) {
   std::string big = Raw().map(1).str("n").out + std::string("\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9);
   expect_reject(big, "does not fit in int64");
   // The error names where in the message the problem is.
-  expect_reject(Raw().map(1).str("obs").map(1).str("observation/state").bin("zz").out, "message[\"obs\"][\"observation/state\"]");
+  expect_reject(Raw().map(1).str("obs").map(1).str("observation/state").bin("\xc0").out, "message[\"obs\"][\"observation/state\"]");
+}
+
+// openpi clients may send the prompt as Python bytes: it decodes as the same text a str gives.
+TEST(MsgpackNumpy, BytesPromptDecodesAsUtf8Text) {
+  const std::string text = "pick up the caf\xc3\xa9 cup";
+  const Dict as_bin = decode_dict(Raw().map(1).str("prompt").bin(text).out);
+  const Dict as_str = decode_dict(Raw().map(1).str("prompt").str(text).out);
+  ASSERT_TRUE(as_bin.at("prompt").is<std::string>());
+  EXPECT_EQ(*as_bin.at("prompt").get_if<std::string>(), text);
+  EXPECT_EQ(encode(as_bin), encode(as_str));
+  expect_reject(Raw().map(1).str("prompt").bin("caf\xe9").out, "message[\"prompt\"]");  // Latin-1, not UTF-8
+  serve::DecodeLimits lim;
+  lim.max_string = 4;
+  expect_reject(Raw().map(1).str("p").bin("hello").out, "bytes text too long", lim);  // key within the limit
 }
 
 TEST(MsgpackNumpy, EnforcesNestingAndSizeLimits) {

@@ -89,6 +89,11 @@ TEST(Normalize, BadInputIsAClearError) {
                 .find("state.std"), std::string::npos);
   EXPECT_NE(msg([] { parse_norm_stats(R"({"norm_stats": {"state": {"mean": ["a"], "std": [1]}}})", "ns.json"); })
                 .find("state.mean[0]"), std::string::npos);
+  // A negative std (or q99 < q01) could zero the divisor: std = -1e-6 would normalise to inf.
+  EXPECT_NE(msg([] { parse_norm_stats(R"({"state": {"mean": [0, 0], "std": [1, -1e-6]}})", "ns.json"); })
+                .find("ns.json: field 'state.std[1]': norm stats std must not be negative"), std::string::npos);
+  EXPECT_NE(msg([] { parse_norm_stats(R"({"state": {"mean": [0], "std": [1], "q01": [2], "q99": [1]}})", "ns.json"); })
+                .find("state.q99[0]"), std::string::npos);
   NormStatsFile f = parse_norm_stats(R"({"norm_stats": {"state": {"mean": [1], "std": [1]}}})", "ns.json");
   EXPECT_NE(msg([&] { f.at("actions"); }).find("actions"), std::string::npos);
   // State wider than its stats; quantiles requested but absent.

@@ -3,6 +3,7 @@
 // errors that name the problem; the CLI subcommands on the same bundle.
 #include <gtest/gtest.h>
 
+#include "bundle_util.h"
 #include "test_util.h"
 #include <sentencepiece_processor.h>
 
@@ -29,17 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// One bundle per preset per test process (writing it is cheap, but once is enough).
-const std::string& bundle(const std::string& preset) {
-  static std::map<std::string, std::string> dirs;
-  auto it = dirs.find(preset);
-  if (it != dirs.end()) return it->second;
-  const std::string dir = test::temp_dir("bundle-" + preset);
-  const ModelConfig cfg = model_preset(preset);
-  write_random_checkpoint(dir, cfg, {.seed = 3});
-  write_demo_assets(dir, cfg);
-  return dirs[preset] = dir;
-}
+using test::bundle;
 
 Tensor u8_image(int h, int w, uint8_t seed) {
   Tensor t = Tensor::zeros(DType::U8, {h, w, 3});

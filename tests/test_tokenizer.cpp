@@ -84,3 +84,19 @@ TEST(Tokenizer, CleaningStripsLikePython) {
   EXPECT_EQ(clean_prompt("\xe2\x80\x90" "caf\xc3\xa9"), "\xe2\x80\x90" "caf\xc3\xa9");
   EXPECT_EQ(clean_prompt(" \xc2\x85 "), "");
 }
+
+// A model file of PaliGemma's size must encode "\n" as 108, the id π0/π0.5 were trained on.
+TEST(Tokenizer, PaligemmaSizedModelMustEncodeNewlineAs108) {
+  EXPECT_NO_THROW(check_paligemma_newline(kPaligemmaVocabSize, {108}, "pg.model"));
+  EXPECT_NO_THROW(check_paligemma_newline(512, {5}, "demo.model"));  // demo tokenizers: any id
+  try {
+    check_paligemma_newline(kPaligemmaVocabSize, {5, 9}, "/ck/tokenizer.model");
+    FAIL() << "a PaliGemma-sized model with \\n = [5, 9] was accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("/ck/tokenizer.model"), std::string::npos) << m;
+    EXPECT_NE(m.find("expected [108], got [5, 9]"), std::string::npos) << m;
+  }
+  // The demo tokenizer loads (the check runs on every load and passes other sizes through).
+  EXPECT_NO_THROW(PromptTokenizer tok(golden("tokenizer.model")));
+}

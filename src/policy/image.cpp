@@ -30,7 +30,7 @@ const char* channel_desc(int c) {
 
 }  // namespace
 
-ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& source) {
+ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& source, int64_t max_pixels) {
   if (size == 0) throw Error(ErrorInfo{.message = "image is empty", .file = source});
   if (size > static_cast<size_t>(INT32_MAX)) throw Error(ErrorInfo{.message = "image file too large", .file = source});
   int w = 0, h = 0, comp = 0;
@@ -42,6 +42,11 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (comp != 3)
     throw Error(ErrorInfo{.message = "image is not RGB; convert it to 3-channel RGB", .file = source, .field = "channels",
                  .expected = "3 (RGB)", .got = channel_desc(comp)});
+  // stb_image sizes its buffers from the header alone (zlib output, pixels); refuse before that.
+  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > max_pixels)
+    throw Error(ErrorInfo{.message = "image is too large to decode", .file = source, .field = "size",
+                 .expected = "at most " + std::to_string(max_pixels) + " pixels",
+                 .got = dims_str(h, w) + " = " + std::to_string(static_cast<int64_t>(w) * h) + " pixels"});
   stbi_uc* px = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &comp, 3);
   if (!px)
     throw Error(ErrorInfo{.message = std::string("cannot decode image: ") + stbi_failure_reason(), .file = source});
@@ -53,11 +58,11 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   return img;
 }
 
-ImageU8 decode_image_file(const std::string& path) {
+ImageU8 decode_image_file(const std::string& path, int64_t max_pixels) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(ErrorInfo{.message = "cannot open image", .file = path});
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
-  return decode_image_memory(bytes.data(), bytes.size(), path);
+  return decode_image_memory(bytes.data(), bytes.size(), path, max_pixels);
 }
 
 void write_png(const std::string& path, const ImageU8& img) {

@@ -17,10 +17,18 @@ struct ImageU8 {
   uint8_t at(int y, int x, int c) const { return pixels[(static_cast<size_t>(y) * width + x) * 3 + c]; }
 };
 
-// PNG or JPEG (anything stb_image reads). Errors name the file: unreadable, not an image, or not
-// 3-channel RGB (grey and RGBA are refused rather than silently converted).
-ImageU8 decode_image_file(const std::string& path);
-ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& source);
+// The largest image decoded: 8192 × 8192 pixels (192 MiB as RGB). A PNG or JPEG header can declare
+// any size in a few bytes; the declared size is checked against this before stb_image allocates
+// anything, so an 18000 × 18000 header in a 65-byte file is an error, not a 972 MB allocation
+// (stb_image's own limit only refuses images beyond 1 GB).
+inline constexpr int64_t kMaxImagePixels = int64_t{8192} * 8192;
+
+// PNG or JPEG (anything stb_image reads). Errors name the file: unreadable, not an image, not
+// 3-channel RGB (grey and RGBA are refused rather than silently converted), or larger than
+// `max_pixels` (width × height as the header declares it).
+ImageU8 decode_image_file(const std::string& path, int64_t max_pixels = kMaxImagePixels);
+ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& source,
+                            int64_t max_pixels = kMaxImagePixels);
 // PNG, for sample images and the CLI (throws naming the file on failure).
 void write_png(const std::string& path, const ImageU8& img);
 

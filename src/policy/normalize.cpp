@@ -88,6 +88,17 @@ NormStatsFile parse_norm_stats(const std::string& text, const std::string& src) 
     same(s.q99, "q99");
     if (s.q01.empty() != s.q99.empty())
       throw Error(ErrorInfo{.message = "norm stats need both q01 and q99, or neither", .file = src, .field = key});
+    // Normalize divides by std + 1e-6 and by q99 − q01 + 1e-6: a negative std or q99 below q01
+    // can make that zero (inf/NaN actions) and is never what openpi computes.
+    for (size_t i = 0; i < s.std.size(); ++i)
+      if (s.std[i] < 0)
+        throw Error(ErrorInfo{.message = "norm stats std must not be negative", .file = src,
+                     .field = key + ".std[" + std::to_string(i) + "]", .expected = ">= 0", .got = std::to_string(s.std[i])});
+    for (size_t i = 0; i < s.q01.size(); ++i)
+      if (s.q99[i] < s.q01[i])
+        throw Error(ErrorInfo{.message = "norm stats q99 is below q01", .file = src,
+                     .field = key + ".q99[" + std::to_string(i) + "]",
+                     .expected = ">= q01 = " + std::to_string(s.q01[i]), .got = std::to_string(s.q99[i])});
     f.stats[key] = std::move(s);
   }
   return f;

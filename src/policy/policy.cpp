@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "pi0/error.h"
@@ -75,6 +76,24 @@ Tensor noise_from(const Value& v, const ModelConfig& c) {
     o[i] = static_cast<float>(x);
   }
   return out;
+}
+
+// A finite state far outside its norm stats (1e248, say: a corrupt sensor reading) normalises
+// beyond float32, and the model would turn the inf into NaN actions for the robot. Found by
+// fuzz_request (tests/regressions/fuzz_request/).
+float float32_state(double normalised, double raw, size_t i) {
+  const float f = static_cast<float>(normalised);
+  const auto g = [](double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", x);
+    return std::string(buf);
+  };
+  if (!std::isfinite(f))
+    throw Error(ErrorInfo{.message = "state value is too far outside the norm stats: it normalises beyond float32's range",
+                 .field = "state[" + std::to_string(i) + "] (after the robot's encoding)",
+                 .expected = "a normalised |value| <= 3.4e38",
+                 .got = g(raw) + " (normalised " + g(normalised) + ")"});
+  return f;
 }
 
 }  // namespace
@@ -171,7 +190,7 @@ PreparedObservation Policy::prepare(const Dict& obs) const {
   std::copy(tp.mask.begin(), tp.mask.end(), in.token_mask.data_mut<uint8_t>());
   // 7. PadStatesAndActions: zeros after normalisation; the model takes float32.
   in.state = Tensor::zeros(DType::F32, {1, c.action_dim});
-  for (size_t i = 0; i < state.size(); ++i) in.state.data_mut<float>()[i] = static_cast<float>(state[i]);
+  for (size_t i = 0; i < state.size(); ++i) in.state.data_mut<float>()[i] = float32_state(state[i], ro.state[i], i);
   if (auto it = obs.find("noise"); it != obs.end() && !it->second.is_null()) in.noise = noise_from(it->second, c);
   return out;
 }

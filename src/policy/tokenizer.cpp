@@ -84,6 +84,17 @@ PromptTokenizer::PromptTokenizer(const std::string& model_path)
   if (sp_->bos_id() < 0)
     throw Error(ErrorInfo{.message = "SentencePiece model has no BOS piece", .file = model_path, .field = "bos_id",
                  .expected = ">= 0 (PaliGemma: 2)", .got = std::to_string(sp_->bos_id())});
+  check_paligemma_newline(vocab_size(), encode("\n", false), model_path);
+}
+
+void check_paligemma_newline(int vocab_size, const std::vector<int>& newline_ids, const std::string& path) {
+  if (vocab_size != kPaligemmaVocabSize || newline_ids == std::vector<int>{kPaligemmaNewlineId}) return;
+  std::string got = "[";
+  for (size_t i = 0; i < newline_ids.size(); ++i) got += (i ? ", " : "") + std::to_string(newline_ids[i]);
+  throw Error(ErrorInfo{.message = "tokenizer has PaliGemma's vocabulary size but is not PaliGemma's tokenizer: \"\\n\" "
+                                   "must be the single piece the model was trained with",
+               .file = path, .field = "\"\\n\" ids", .expected = "[" + std::to_string(kPaligemmaNewlineId) + "]",
+               .got = got + "]"});
 }
 
 PromptTokenizer::~PromptTokenizer() = default;

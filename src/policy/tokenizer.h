@@ -26,6 +26,14 @@ std::string clean_prompt(const std::string& prompt);
 // Double precision: openpi normalises with float64 stats, so the state it digitises is float64.
 std::vector<int> discretize_state(const std::vector<double>& state);
 
+// PaliGemma's tokenizer has 257 152 pieces and encodes "\n" (the π0 prompt's "start of answer")
+// as the single piece 108; π0/π0.5 were trained on that id. A model file of that size whose "\n"
+// encodes otherwise is not PaliGemma's (or is damaged) and would shift every prompt silently:
+// throws naming `path`. Models of any other size (the demo tokenizers) are not checked.
+inline constexpr int kPaligemmaVocabSize = 257152;
+inline constexpr int kPaligemmaNewlineId = 108;
+void check_paligemma_newline(int vocab_size, const std::vector<int>& newline_ids, const std::string& path);
+
 class PromptTokenizer {
  public:
   // Loads a SentencePiece model file; errors name the file.

@@ -27,7 +27,11 @@ void HttpSession::run() {
 
 void HttpSession::on_read(beast::error_code ec, size_t) {
   if (ec) {
-    if (ec != http::error::end_of_stream) ctx_->log("HTTP request from " + peer_ + " failed: " + ec.message());
+    if (ec == beast::error::timeout)  // a half-open or stalled connection: say which limit closed it
+      ctx_->log("connection from " + peer_ + " closed: no complete HTTP request within " +
+                std::to_string(ctx_->opt.handshake_timeout_s) + " s (--handshake-timeout)");
+    else if (ec != http::error::end_of_stream)
+      ctx_->log("HTTP request from " + peer_ + " failed: " + ec.message());
     return;
   }
   http::request<http::string_body> req = parser_->release();

@@ -159,8 +159,15 @@ class Decoder {
       case msgpack::type::NEGATIVE_INTEGER: return Value(o.via.i64);
       case msgpack::type::FLOAT32: case msgpack::type::FLOAT64: return Value(o.via.f64);
       case msgpack::type::STR: return Value(str(o, path));
-      case msgpack::type::BIN:
-        fail(path, "bytes (msgpack bin) are only accepted as the data of a numpy array");
+      // Python bytes outside an array: openpi clients may send a prompt as bytes (e.g. a task
+      // string read from a dataset). Text it must be, as for str, so the policy sees one kind.
+      case msgpack::type::BIN: {
+        std::string_view s(o.via.bin.ptr, o.via.bin.size);
+        if (s.size() > limits_.max_string)  // the str limit, which msgpack-cxx applies only to str
+          fail(path, "bytes text too long", "<= " + std::to_string(limits_.max_string) + " bytes", std::to_string(s.size()) + " bytes");
+        if (!valid_utf8(s)) fail(path, "bytes (msgpack bin) outside a numpy array must be UTF-8 text", "UTF-8 text", "invalid UTF-8");
+        return Value(std::string(s));
+      }
       case msgpack::type::EXT: fail(path, "msgpack ext types are not supported");
       case msgpack::type::ARRAY: {
         List l;

@@ -3,7 +3,8 @@
 // An ndarray travels as a msgpack map whose keys are msgpack *bin* (Python bytes):
 //   {b"__ndarray__": true, b"data": <bin, C-order bytes>, b"dtype": "<f4", b"shape": [2, 3]}
 // a numpy scalar as {b"__npgeneric__": true, b"data": <scalar>, b"dtype": "<f8"}; every other map
-// key is a msgpack str. Decoding is strict because the bytes come from the network: every
+// key is a msgpack str. A bin value anywhere else (Python bytes, e.g. a prompt) decodes as UTF-8
+// text, like a str. Decoding is strict because the bytes come from the network: every
 // malformed, oversized or ambiguous input is a pi0::Error saying what was wrong and where
 // (as a path like `obs["observation/image"]`), never a crash or an unbounded allocation.
 #pragma once

@@ -18,15 +18,18 @@ struct Server::Impl {
   tcp::acceptor acceptor;
   net::signal_set signals;
   net::steady_timer drain_timer;
+  net::steady_timer accept_retry;
   std::chrono::steady_clock::time_point drain_deadline;
-  bool shutting_down = false;  // touched only on the acceptor's strand
+  bool shutting_down = false;   // touched only on the acceptor's strand
+  bool accept_failing = false;  // likewise: an accept error was logged and not yet cleared
 
   Impl(ServerOptions opt, InferFn infer, Dict metadata)
       : ctx(std::make_shared<ServerContext>(std::move(opt), std::move(infer), encode(metadata))),
         ioc(std::max(1, ctx->opt.io_threads)),
         acceptor(net::make_strand(ioc)),
         signals(acceptor.get_executor()),
-        drain_timer(acceptor.get_executor()) {
+        drain_timer(acceptor.get_executor()),
+        accept_retry(acceptor.get_executor()) {
     const ServerOptions& o = ctx->opt;
     if (o.max_message_bytes == 0) throw Error("--max-message-bytes must be positive");
     const std::string where = o.host + ":" + std::to_string(o.port);
@@ -44,9 +47,23 @@ struct Server::Impl {
   void do_accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (!acceptor.is_open()) return;  // shutting down
-      if (ec) ctx->log("accept failed: " + ec.message());
-      else std::make_shared<HttpSession>(std::move(socket), ctx)->run();
+      if (ec) return retry_accept(ec);
+      accept_failing = false;
+      std::make_shared<HttpSession>(std::move(socket), ctx)->run();
       do_accept();
+    });
+  }
+
+  // Out of file descriptors (or another resource), accept fails at once for as long as the
+  // connection waits in the backlog: retrying immediately would spin a core and flood the log.
+  // Wait a little instead, and say it once per episode; connections closing (or timing out,
+  // --handshake-timeout) free descriptors and the waiting client is taken then.
+  void retry_accept(const beast::error_code& ec) {
+    if (!accept_failing) ctx->log("accept failed: " + ec.message() + "; retrying every 100 ms until it clears");
+    accept_failing = true;
+    accept_retry.expires_after(std::chrono::milliseconds(100));
+    accept_retry.async_wait([this](beast::error_code e) {
+      if (!e && acceptor.is_open()) do_accept();
     });
   }
 
@@ -60,6 +77,7 @@ struct Server::Impl {
     ctx->draining = true;
     beast::error_code ignored;
     acceptor.close(ignored);
+    accept_retry.cancel();
     signals.cancel(ignored);
     for (auto& s : ctx->live_sessions()) s->drain();
     drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ctx->opt.shutdown_timeout_s);

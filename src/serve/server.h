@@ -25,7 +25,10 @@ struct ServerOptions {
   int io_threads = 1;               // network threads
   size_t max_connections = 64;      // open WebSocket sessions; beyond: HTTP 503 at the handshake
   size_t max_pipelined = 2;         // requests a client may send ahead of its reply
-  int handshake_timeout_s = 30;     // HTTP request / WebSocket opening and closing handshakes
+  // A connection must finish its HTTP request (the upgrade or /healthz) within this, and a
+  // WebSocket closing handshake too: a TCP connect that never speaks, or a request sent a byte a
+  // minute, holds a socket only this long. Robots connect once, so a short bound costs nothing.
+  int handshake_timeout_s = 10;
   int idle_timeout_s = 120;         // no traffic at all, not even a pong to our pings: drop
   int shutdown_timeout_s = 30;      // graceful shutdown waits this long for requests in flight
   bool handle_signals = false;      // SIGINT/SIGTERM start a graceful shutdown

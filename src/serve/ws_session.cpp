@@ -91,6 +91,9 @@ void WsSession::on_read(beast::error_code ec, size_t n) {
   const bool binary = ws_.got_binary();
   std::string frame = beast::buffers_to_string(buffer_.data());
   buffer_.consume(buffer_.size());
+  // Give the message's capacity back: an idle robot (or a refused one waiting for its close
+  // handshake) must not keep megabytes each, up to --max-connections × --max-message-bytes.
+  buffer_.shrink_to_fit();
   msg_bytes_ = 0;
   if (!binary)
     fail(websocket::close_code::unknown_data, "expected a binary msgpack frame, got a text frame");

@@ -5,7 +5,7 @@
 // with z = noise[i][j] when the request carries `noise` (F32 [10, >=7]) and fresh random numbers
 // otherwise, as the real sampler draws fresh noise.
 //   --delay-ms N   each call sleeps N ms (a slow model)
-//   --gate PATH    while PATH exists, calls wait (≤ 20 s) after creating PATH.running: lets a
+//   --gate PATH    while PATH exists, calls wait (≤ 60 s) after creating PATH.running: lets a
 //                  test hold a request in flight deterministically
 #include <CLI/CLI.hpp>
 
@@ -36,7 +36,7 @@ pi0::Dict fake_infer(const pi0::Dict& obs, int delay_ms, const std::string& gate
   const auto t0 = std::chrono::steady_clock::now();
   if (!gate.empty() && std::filesystem::exists(gate)) {
     std::ofstream(gate + ".running") << "1";
-    for (int i = 0; i < 4000 && std::filesystem::exists(gate); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 12000 && std::filesystem::exists(gate); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const pi0::Tensor& state = need_tensor(obs, "observation/state");
   if (!pi0::is_float(state.dtype()) || state.ndim() != 1 || state.dim(0) != 8)
@@ -92,6 +92,9 @@ int main(int argc, char** argv) {
   app.add_option("--workers", opt.workers);
   app.add_option("--io-threads", opt.io_threads);
   app.add_option("--shutdown-timeout", opt.shutdown_timeout_s);
+  app.add_option("--handshake-timeout", opt.handshake_timeout_s);
+  app.add_option("--idle-timeout", opt.idle_timeout_s);
+  app.add_option("--max-pipelined", opt.max_pipelined);
   app.add_option("--delay-ms", delay_ms);
   app.add_option("--gate", gate);
   CLI11_PARSE(app, argc, argv);

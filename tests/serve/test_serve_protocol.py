@@ -16,6 +16,7 @@ Every wait is bounded: sockets time out, asyncio waits have deadlines, loops hav
 import argparse
 import asyncio
 import base64
+import functools
 import hashlib
 import os
 import shlex
@@ -277,6 +278,18 @@ class Gate:
             os.unlink(self.path)
 
 
+def fake_policy_only(test):
+    """For tests that hold requests with the fake policy's --gate or check its action formula:
+    skipped with --real (`pi0 serve` has neither). Checked when the test runs, after main() has
+    parsed --real."""
+    @functools.wraps(test)
+    def wrapper(self, *args, **kwargs):
+        if REAL:
+            self.skipTest("needs the fake policy server (--gate or its action formula)")
+        return test(self, *args, **kwargs)
+    return wrapper
+
+
 async def good_request_works(url, seed=12345):
     c = await Client().connect(url)
     obs = make_obs(seed)
@@ -358,6 +371,22 @@ class Protocol(unittest.TestCase):
                         self.assertEqual(r["actions"].shape, (H, D))
                         np.testing.assert_allclose(r["actions"], fake_actions(obs), rtol=1e-12, atol=1e-12)
                 await c.close()
+            run(go())
+
+    def test_bytes_prompt_is_the_same_text(self):
+        """openpi clients may send the prompt as Python bytes: it is the same UTF-8 text."""
+        with ServerProcess() as srv:
+            async def go():
+                c = await Client().connect(srv.url)
+                text = await c.infer(make_obs(6, prompt="pick up the caf\u00e9 mug"))
+                raw = await c.infer(make_obs(6, prompt="pick up the caf\u00e9 mug".encode()))
+                np.testing.assert_array_equal(text["actions"], raw["actions"])
+                await c.ws.send(packb(make_obs(6, prompt=b"caf\xe9")))  # Latin-1: not UTF-8 text
+                with self.assertRaises(ServerError) as err:
+                    await c.reply()
+                self.assertIn('message["prompt"]', str(err.exception))
+                self.assertIn("UTF-8", str(err.exception))
+                self.assertEqual(await c.close_code(), 1011)
             run(go())
 
     def test_noise_makes_a_reply_reproducible(self):
@@ -466,6 +495,7 @@ class BadInput(unittest.TestCase):
 
 
 class Faults(unittest.TestCase):
+    @fake_policy_only
     def test_client_dropping_mid_frame_or_mid_request(self):
         gate = Gate()
         with ServerProcess("--gate", gate.path) as srv:
@@ -486,6 +516,7 @@ class Faults(unittest.TestCase):
             run(good_request_works(srv.url))
             self.assertIsNone(srv.proc.poll())
 
+    @fake_policy_only
     def test_a_client_that_never_reads_blocks_nobody(self):
         with ServerProcess() as srv:
             s = raw_connect(srv.port)
@@ -502,6 +533,7 @@ class Faults(unittest.TestCase):
             run(go())
             s.close()
 
+    @fake_policy_only
     def test_full_queue_refuses_instead_of_buffering(self):
         gate = Gate()
         with ServerProcess("--gate", gate.path, "--max-queue", "1", "--workers", "1") as srv:
@@ -530,6 +562,7 @@ class Faults(unittest.TestCase):
                 await waiting.close()
             run(go())
 
+    @fake_policy_only
     def test_requests_sent_ahead_are_answered_in_order_within_a_bound(self):
         gate = Gate()
         with ServerProcess("--gate", gate.path) as srv:
@@ -613,6 +646,7 @@ class Concurrency(unittest.TestCase):
 
 
 class Shutdown(unittest.TestCase):
+    @fake_policy_only
     def test_sigterm_finishes_requests_in_flight_then_closes(self):
         gate = Gate()
         srv = ServerProcess("--gate", gate.path)

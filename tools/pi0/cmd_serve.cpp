@@ -79,6 +79,10 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--max-connections", o.max_connections, "open WebSocket connections; beyond, HTTP 503")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--max-pipelined", o.max_pipelined, "requests a client may send ahead of its replies")->capture_default_str();
+  cmd->add_option("--handshake-timeout", o.handshake_timeout_s,
+                  "seconds a new connection has to complete its HTTP request / WebSocket upgrade (and a close "
+                  "its closing handshake); a TCP connect that sends nothing is closed after this")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--idle-timeout", o.idle_timeout_s, "seconds of silence (pings unanswered) before a client is dropped")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--shutdown-timeout", o.shutdown_timeout_s, "seconds a shutdown waits for requests in flight")
