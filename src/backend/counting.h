@@ -79,8 +79,10 @@ class CountingBackend : public Backend {
   }
   template <class Key, class F>
   void timed(Key&& key, double f, F&& op) {  // key() only when profiling: no strings otherwise
-    double cur = flops_.load();
-    while (!flops_.compare_exchange_weak(cur, cur + f)) {}
+    if (f > 0) {  // row ops count no FLOPs: no atomic update for them
+      double cur = flops_.load();
+      while (!flops_.compare_exchange_weak(cur, cur + f)) {}
+    }
     if (!profiling_) {
       op();
       return;

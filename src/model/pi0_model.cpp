@@ -159,8 +159,8 @@ struct Pi0Model::Impl {
     ws.kv.resize(c.vlm.depth, B, P + S, int64_t{c.vlm.num_kv_heads} * c.vlm.head_dim);
 
     Mat x = ws.prefix_x.mat(B * P, D);
-    // Every kept camera goes through the tower in one pass ([camera, batch] rows): GEMMs of
-    // ncam·B·256 rows run ≈ 10% faster than ncam passes of B·256, and fork/join less.
+    // Every kept camera goes through the tower in one pass ([camera, batch] rows): fewer, taller
+    // GEMMs and a third of the fork/joins for three cameras (vision stage measured 1–3% faster).
     Mat emb = ws.image_emb.mat(ncam * B * Np, D);
     if (ncam > 0) {
       const Tensor stacked = ncam == 1 ? in.images[cams[0]] : stack_images(in.images, cams);

@@ -110,8 +110,8 @@ class CpuBackend : public Backend {
     r->tiny = bf16_ && cpu::has_avx512_bf16() && rows_hint > 0 && rows_hint * r->out * r->in <= kTinyMacs &&
               r->out * r->in <= kTinyWeights;
     // Every other layer is reordered once into oneDNN's blocked layout for its typical row count
-    // (pi0_bench_gemm: +30–40% at the expert's M = 51, +11% on the VLM MLP at M = 816, +15–30%
-    // on SigLIP's), paid for at load: ≈ 2.3 GB/s plus first-touch of the new pages.
+    // (pi0_bench_gemm, README "GEMM kernels": +6% to +37% over the stored layout on every π0
+    // shape), paid for at load: ≈ 2.3 GB/s plus first touch of the new pages.
     if (!r->tiny && rows_hint > 0) {
       r->packed = cpu::pack_weights(r->w.raw(), r->out, r->in, bf16_, rows_hint);
       w.release_mapped_pages();  // the packed copy is all the GEMMs read: keep RSS to one copy

@@ -25,8 +25,8 @@ struct MatmulSpec {
 void matmul(const MatmulSpec& s, const void* A, const void* B, const float* bias, void* C);
 
 // Weights [N, K] reordered once into the blocked layout oneDNN picks for products with about
-// `rows_hint` rows: faster than the plain layout at every π0 shape (30–40% at the denoise loop's
-// M = 51, ≈ 11% on the VLM MLP at M = 816).
+// `rows_hint` rows: faster than the plain layout at every π0 shape (+19–37% at the denoise
+// loop's M = 51, +8–13% at the VLM's M = 816).
 struct PackedWeights;
 std::shared_ptr<const PackedWeights> pack_weights(const void* w, int64_t N, int64_t K, bool bf16, int64_t rows_hint);
 // As matmul(), with B given packed (s.b_sk / s.b_sn are ignored).
