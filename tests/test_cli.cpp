@@ -1,6 +1,7 @@
 // The CLI turns bad input into a non-zero exit and a message naming the file, never a crash.
 #include <gtest/gtest.h>
 
+#include "golden_dir.h"
 #include "test_util.h"
 
 #include <array>
@@ -19,7 +20,7 @@ std::string tmpdir(const std::string& name) { return pi0::test::temp_dir(name); 
 }  // namespace
 
 TEST(Cli, InspectGoldenNamesKindAndCount) {
-  CliRun r = run("inspect " + std::string(PI0_GOLDEN_DIR) + "/tiny_pi05 --json");
+  CliRun r = run("inspect " + pi0::test::golden_dir() + "/tiny_pi05 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("\"kind\": \"pi05\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"tensors\": 92"), std::string::npos) << r.out;
@@ -27,9 +28,9 @@ TEST(Cli, InspectGoldenNamesKindAndCount) {
 
 TEST(Cli, TruncatedCheckpointIsAnErrorNamingTheFile) {
   std::string dir = tmpdir("trunc");
-  fs::copy_file(std::string(PI0_GOLDEN_DIR) + "/tiny_pi0/config.json", dir + "/config.json");
+  fs::copy_file(pi0::test::golden_dir() + "/tiny_pi0/config.json", dir + "/config.json");
   {
-    std::ifstream in(std::string(PI0_GOLDEN_DIR) + "/tiny_pi0/model.safetensors", std::ios::binary);
+    std::ifstream in(pi0::test::golden_dir() + "/tiny_pi0/model.safetensors", std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), {});
     std::ofstream(dir + "/model.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   }
@@ -58,4 +59,19 @@ TEST(Cli, MakeCheckpointThenInspect) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("\"kind\": \"pi05\""), std::string::npos);
   EXPECT_NE(r.out.find("\"BF16\""), std::string::npos);
+}
+
+// Users type global options after the subcommand; both places work, and help shows them.
+TEST(Cli, GlobalOptionsAfterTheSubcommand) {
+  CliRun help = run("bench --threads 2 --help");
+  ASSERT_EQ(help.code, 0) << help.out;
+  EXPECT_NE(help.out.find("--threads N"), std::string::npos) << help.out;
+  const std::string dir = pi0::test::golden_dir() + "/tiny_pi0";
+  CliRun after = run("inspect " + dir + " --threads 1 --json");
+  CliRun before = run("--threads 1 inspect " + dir + " --json");
+  ASSERT_EQ(after.code, 0) << after.out;
+  auto drop_time = [](std::string s) { return s.substr(0, s.find("\"open_seconds\"")); };  // the only field that varies
+  EXPECT_EQ(drop_time(after.out), drop_time(before.out));
+  CliRun bad = run("inspect " + dir + " --threads -1");
+  EXPECT_NE(bad.code, 0) << bad.out;
 }

@@ -1,7 +1,8 @@
 // Images: decoding, observation arrays, and both resize-with-pad flavours against the goldens
-// (golden README §8).
+// (tests/data/golden/README.md (preprocess.safetensors)).
 #include <gtest/gtest.h>
 
+#include "golden_dir.h"
 #include "test_util.h"
 #include <stb_image_write.h>
 
@@ -18,7 +19,7 @@ using namespace pi0;
 namespace {
 
 std::shared_ptr<SafeTensorsFile> golden_images() {
-  return SafeTensorsFile::open(std::string(PI0_GOLDEN_DIR) + "/preprocess.safetensors");
+  return SafeTensorsFile::open(test::golden_dir() + "/preprocess.safetensors");
 }
 
 ImageU8 ramp(int h, int w) {

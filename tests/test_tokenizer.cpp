@@ -5,13 +5,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "golden_dir.h"
 #include "pi0/error.h"
 #include "policy/tokenizer.h"
 
 using namespace pi0;
 
 namespace {
-std::string golden(const std::string& rel) { return std::string(PI0_GOLDEN_DIR) + "/" + rel; }
+using test::golden;
 }
 
 TEST(Tokenizer, GoldenCases) {

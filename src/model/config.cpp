@@ -1,5 +1,6 @@
 #include "pi0/config.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -224,7 +225,7 @@ void ModelConfig::validate(const std::string& src) const {
     if (g->head_dim % 2) bad_field(src, n + "head_dim", "RoPE needs an even head_dim", "even", std::to_string(g->head_dim));
   }
   positive("vlm.vocab_size", vlm.vocab_size);
-  // The towers meet in one joint attention: they must agree on its geometry (SPEC §1.2).
+  // The towers meet in one joint attention: they must agree on its geometry (docs/model.md §1.2).
   auto same = [&](const char* f, int a, int b) {
     if (a != b) bad_field(src, std::string("expert.") + f, "must equal the VLM's (joint attention)", std::to_string(a), std::to_string(b));
   };
@@ -249,7 +250,15 @@ void ModelConfig::validate(const std::string& src) const {
               std::to_string(expert.adarms_cond_dim));
 }
 
+std::vector<std::string> model_preset_names() { return {"pi0", "pi05", "tiny-pi0", "tiny-pi05"}; }
+
 ModelConfig model_preset(const std::string& name) {
+  const auto names = model_preset_names();
+  if (std::find(names.begin(), names.end(), name) == names.end()) {
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    throw Error({.message = "unknown preset", .field = "preset", .expected = known, .got = name});
+  }
   ModelConfig c;
   c.cameras = {"base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"};
   c.action_dim = 32;
@@ -262,7 +271,7 @@ ModelConfig model_preset(const std::string& name) {
     c.vision = so400m();
     c.vlm = gemma_variant("gemma_2b", "preset", "paligemma_variant");
     c.expert = gemma_variant("gemma_300m", "preset", "action_expert_variant");
-  } else if (name == "tiny-pi0" || name == "tiny-pi05") {
+  } else {  // tiny-pi0, tiny-pi05
     c.action_horizon = 10;
     c.max_token_len = pi05 ? 96 : 24;
     c.image_height = c.image_width = 56;
@@ -271,8 +280,6 @@ ModelConfig model_preset(const std::string& name) {
     c.vlm = {.width = 64, .depth = 2, .num_heads = 4, .num_kv_heads = 1, .head_dim = 16, .mlp_dim = 128,
              .vocab_size = 512};
     c.expert = {.width = 32, .depth = 2, .num_heads = 4, .num_kv_heads = 1, .head_dim = 16, .mlp_dim = 64};
-  } else {
-    throw Error({.message = "unknown preset", .field = "preset", .expected = "pi0, pi05, tiny-pi0, tiny-pi05", .got = name});
   }
   c.pi05 = c.discrete_state_input = pi05;
   c.expert.adarms = pi05;
@@ -282,8 +289,6 @@ ModelConfig model_preset(const std::string& name) {
   c.validate("preset " + name);
   return c;
 }
-
-std::vector<std::string> model_preset_names() { return {"pi0", "pi05", "tiny-pi0", "tiny-pi05"}; }
 
 ModelConfig parse_config_json(const std::string& text, const std::string& src, ConfigHints* hints) {
   json j;

@@ -1,4 +1,4 @@
-// The policy server: openpi's WebSocket protocol (SPEC §7) on one port, with GET /healthz beside
+// The policy server: openpi's WebSocket protocol (docs/model.md §7) on one port, with GET /healthz beside
 // it. Network I/O runs on a small Asio thread pool; inference runs on WorkQueue workers, so a
 // slow or vanished client blocks nobody and the model is never called from a network thread.
 #pragma once

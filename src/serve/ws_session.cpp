@@ -43,7 +43,7 @@ void WsSession::on_accept(beast::error_code ec) {
   }
   accepted_ = true;
   ctx_->log("connection " + std::to_string(id_) + " from " + peer_ + " open");
-  // SPEC §7: the metadata is the first frame. The cycle timer starts once it is out, as openpi's
+  // docs/model.md §7: the metadata is the first frame. The cycle timer starts once it is out, as openpi's
   // loop starts after its metadata send.
   send(Out{true, ctx_->metadata_frame, false});
   cycle_start_ = Clock::now();

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""openpi's serving protocol (SPEC §7) against a pi0.cpp policy server, from the client's side.
+"""openpi's serving protocol (docs/model.md §7) against a pi0.cpp policy server, from the client's side.
 
 The client below re-implements openpi_client's msgpack_numpy encoding and the
 websocket_client_policy flow (connect with compression=None and max_size=None, receive the
@@ -40,7 +40,7 @@ H, D = 10, 7         # the fake policy's action shape
 STEP_TIMEOUT = 30.0  # seconds for any single network wait
 
 
-# --- openpi_client.msgpack_numpy, written from SPEC §7 ---------------------------------------------
+# --- openpi_client.msgpack_numpy, written from docs/model.md §7 ---------------------------------------------
 def pack_array(obj):
     if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.kind in ("V", "O", "c"):
         raise ValueError(f"Unsupported dtype: {obj.dtype}")

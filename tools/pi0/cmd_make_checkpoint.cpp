@@ -6,7 +6,7 @@
 
 #include "commands.h"
 #include "core/progress.h"
-#include "io/random_checkpoint.h"
+#include "model/random_checkpoint.h"
 #include "pi0/error.h"
 #include "policy/demo_assets.h"
 
@@ -17,7 +17,7 @@ void add_make_checkpoint(CLI::App& app) {
   struct Args { std::string preset, out, dtype = "f32"; uint64_t seed = 0; };
   auto a = std::make_shared<Args>();
   cmd->add_option("--preset", a->preset, "tiny-pi0 | tiny-pi05 (demo size) or pi0 | pi05 (full size, 3.5 B parameters)")
-      ->required()->check(CLI::IsMember({"tiny-pi0", "tiny-pi05", "pi0", "pi05"}));
+      ->required()->check(CLI::IsMember(model_preset_names()));
   cmd->add_option("--out", a->out, "output directory (created)")->required();
   cmd->add_option("--dtype", a->dtype, "stored dtype: f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--seed", a->seed, "random seed (same seed, same weights)");

@@ -1,5 +1,5 @@
 // pi0 serve --checkpoint DIR --robot NAME [--port 8000] [--host 0.0.0.0] ...: serve a policy to
-// openpi robot clients (openpi's serve_policy.py protocol, SPEC §7) on one port, with
+// openpi robot clients (openpi's serve_policy.py protocol, docs/model.md §7) on one port, with
 // GET /healthz beside the WebSocket endpoint. SIGINT/SIGTERM finish the requests in flight first.
 #include <cstdio>
 #include <memory>
