@@ -14,22 +14,11 @@ const Tensor& Checkpoint::at(const std::string& name) const {
   return it->second;
 }
 
-Checkpoint open_checkpoint(const std::string& dir, const OpenOptions& opt) {
-  Checkpoint ck;
-  ck.dir = dir;
-  if (!fs::is_directory(dir)) throw Error({.message = "checkpoint directory does not exist", .file = dir});
-  const std::string cfg_path = (fs::path(dir) / "config.json").string();
-  if (!fs::exists(cfg_path)) throw Error({.message = "checkpoint has no config.json", .file = dir});
-  ConfigHints hints;
-  ModelConfig cfg = parse_config_json(read_text_file(cfg_path), cfg_path, &hints);
+namespace {
 
-  TensorFiles stored = open_tensor_files(dir, opt.populate);
-  ck.lerobot_prefix = stored.lerobot_prefix;
-  const std::string& where = stored.where;
-  auto shape_of = [&](const std::string& n) { return stored.shape_of(n); };
-
-  // Settle what the config did not say from the tensors (and check what it did say).
-  const bool has_adarms = shape_of(names::kExpert + "layers.0.input_layernorm.dense.weight") != nullptr;
+// What config.json did not say, settled from the tensors (and what it did say, checked).
+void settle_config(ModelConfig& cfg, const ConfigHints& hints, const TensorFiles& stored, const std::string& cfg_path) {
+  const bool has_adarms = stored.shape_of(names::kExpert + "layers.0.input_layernorm.dense.weight") != nullptr;
   if (!hints.pi05_given) {
     cfg.pi05 = has_adarms;
     cfg.discrete_state_input = cfg.pi05;
@@ -42,16 +31,17 @@ Checkpoint open_checkpoint(const std::string& dir, const OpenOptions& opt) {
                  .file = cfg_path, .field = "pi05", .expected = has_adarms ? "true" : "false",
                  .got = cfg.pi05 ? "true" : "false"});
   }
-  if (const Shape* s = shape_of("action_in_proj.weight"); s && s->size() == 2 && !hints.action_dim_given)
+  if (const Shape* s = stored.shape_of("action_in_proj.weight"); s && s->size() == 2 && !hints.action_dim_given)
     cfg.action_dim = static_cast<int>((*s)[1]);
-  const Shape* emb = shape_of(names::kEmbedding);
-  if (!emb) emb = shape_of(names::kEmbedTokens);
+  const Shape* emb = stored.shape_of(names::kEmbedding);
+  if (!emb) emb = stored.shape_of(names::kEmbedTokens);
   if (emb && emb->size() == 2 && !hints.vocab_given) cfg.vlm.vocab_size = static_cast<int>((*emb)[0]);
   cfg.validate(cfg_path);
-  ck.config = cfg;
-  ck.layout = checkpoint_layout(cfg);
+}
 
-  // Compare the stored set with the layout: report every problem in one message.
+// Takes every tensor the layout demands from `stored` into ck.tensors; returns every problem
+// (missing, wrong shape or dtype, unexpected) so that one message can list them all.
+std::vector<std::string> take_tensors(Checkpoint& ck, const TensorFiles& stored) {
   std::vector<std::string> problems;
   std::set<std::string> used;
   for (const auto& spec : ck.layout) {
@@ -81,20 +71,42 @@ Checkpoint open_checkpoint(const std::string& dir, const OpenOptions& opt) {
   }
   if (stored.tensors.count(names::kEmbedTokens) && !used.count(names::kEmbedTokens)) {
     // Both names of the tied table are present: they must be the same shape; the loader uses one.
-    if (*shape_of(names::kEmbedTokens) != *shape_of(names::kEmbedding))
+    if (*stored.shape_of(names::kEmbedTokens) != *stored.shape_of(names::kEmbedding))
       problems.push_back("tensor " + names::kEmbedTokens + " does not match " + names::kEmbedding);
     used.insert(names::kEmbedTokens);
   }
   for (const auto& [n, v] : stored.tensors)
     if (!used.count(n)) problems.push_back("unexpected tensor " + n + " " + shape_str(v.entry->shape));
-  if (!problems.empty()) {
-    std::string msg = std::to_string(problems.size()) + " problem(s) with the tensors of this " + cfg.variant() +
-                      " checkpoint:";
-    const size_t show = std::min<size_t>(problems.size(), 60);
-    for (size_t i = 0; i < show; ++i) msg += "\n  " + problems[i];
-    if (show < problems.size()) msg += "\n  ... and " + std::to_string(problems.size() - show) + " more";
-    throw Error({.message = msg, .file = where});
-  }
+  return problems;
+}
+
+[[noreturn]] void report_problems(const std::vector<std::string>& problems, const ModelConfig& cfg,
+                                  const std::string& where) {
+  std::string msg = std::to_string(problems.size()) + " problem(s) with the tensors of this " + cfg.variant() +
+                    " checkpoint:";
+  const size_t show = std::min<size_t>(problems.size(), 60);
+  for (size_t i = 0; i < show; ++i) msg += "\n  " + problems[i];
+  if (show < problems.size()) msg += "\n  ... and " + std::to_string(problems.size() - show) + " more";
+  throw Error({.message = msg, .file = where});
+}
+
+}  // namespace
+
+Checkpoint open_checkpoint(const std::string& dir, const OpenOptions& opt) {
+  Checkpoint ck;
+  ck.dir = dir;
+  if (!fs::is_directory(dir)) throw Error({.message = "checkpoint directory does not exist", .file = dir});
+  const std::string cfg_path = (fs::path(dir) / "config.json").string();
+  if (!fs::exists(cfg_path)) throw Error({.message = "checkpoint has no config.json", .file = dir});
+  ConfigHints hints;
+  ModelConfig cfg = parse_config_json(read_text_file(cfg_path), cfg_path, &hints);
+  TensorFiles stored = open_tensor_files(dir, opt.populate);
+  ck.lerobot_prefix = stored.lerobot_prefix;
+  settle_config(cfg, hints, stored, cfg_path);
+  ck.config = cfg;
+  ck.layout = checkpoint_layout(cfg);
+  const std::vector<std::string> problems = take_tensors(ck, stored);
+  if (!problems.empty()) report_problems(problems, cfg, stored.where);
   ck.files = std::move(stored.files);
   return ck;
 }
