@@ -60,7 +60,7 @@ ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
   const ModelConfig& c = ck.config;
   uint64_t total = 0;
   for (const auto& [name, t] : ck.tensors) total += static_cast<uint64_t>(t.nbytes());
-  Progress bar("preparing weights", total, stderr_is_tty());
+  Progress bar("preparing weights", total);
   Loader L{ck, backend, bar, 0, static_cast<int64_t>(c.cameras.size()) * c.tokens_per_image()};
   ModelWeights w;
   w.vision.patch = L.linear(kVision + "embeddings.patch_embedding.weight", kVision + "embeddings.patch_embedding.bias");

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "pi0/log.h"
 #include "serve/request.h"
 #include "serve/server.h"
 #include "serve/work_queue.h"
@@ -44,7 +45,7 @@ struct ServerContext {
   }
 
   void log(const std::string& line) const {
-    if (opt.log) std::fprintf(stderr, "pi0 serve: %s\n", line.c_str());
+    if (opt.log) log_message(LogLevel::Info, "pi0 serve: " + line);
   }
 
  private:

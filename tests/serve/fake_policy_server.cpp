@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "pi0/error.h"
+#include "pi0/log.h"
 #include "serve/server.h"
 
 namespace {
@@ -77,6 +78,7 @@ pi0::Dict fake_infer(const pi0::Dict& obs, int delay_ms, const std::string& gate
 }  // namespace
 
 int main(int argc, char** argv) {
+  pi0::set_log_callback(pi0::log_to_stderr());  // the fault tests read the server's log lines
   CLI::App app{"pi0 policy server with a fake policy (tests only)"};
   pi0::serve::ServerOptions opt;
   opt.host = "127.0.0.1";

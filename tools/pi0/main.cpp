@@ -4,9 +4,11 @@
 
 #include "commands.h"
 #include "pi0/error.h"
+#include "pi0/log.h"
 #include "pi0/threads.h"
 
 int main(int argc, char** argv) {
+  pi0::set_log_callback(pi0::log_to_stderr());
   CLI::App app{
       "pi0.cpp: C++ inference for Physical Intelligence's pi0 / pi0.5 vision-language-action policies.\n"
       "Loads openpi PyTorch (or LeRobot) checkpoints: a directory with config.json and model.safetensors."};

@@ -12,6 +12,7 @@
 #include "backend/cpu/gemm_avx512bf16.h"
 #include "backend/cpu/kernels.h"
 #include "pi0/error.h"
+#include "pi0/log.h"
 #include "pi0/threads.h"
 
 namespace pi0 {
@@ -97,7 +98,7 @@ class CpuBackend : public Backend {
  public:
   CpuBackend() : bf16_(cpu::dnnl_bf16_supported()) {
     if (!bf16_)
-      std::fprintf(stderr, "pi0: no bf16 matmul path (this CPU, or PI0_CPU_ISA=avx2); the cpu backend runs in fp32\n");
+      log_message(LogLevel::Warning, "no bf16 matmul path (this CPU, or PI0_CPU_ISA=avx2); the cpu backend runs in fp32");
   }
   std::string name() const override { return "cpu"; }
 
