@@ -1,5 +1,7 @@
 #include "pi0/config.h"
 
+#include <cmath>
+#include <limits>
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -54,12 +56,21 @@ T req(const json& o, const std::string& key, const std::string& path, const std:
       if (!v.is_boolean()) throw std::runtime_error("");
     } else if constexpr (std::is_integral_v<T>) {
       if (!v.is_number_integer()) throw std::runtime_error("");
+      // Read as 64-bit and range-check: nlohmann's get<int> wraps (2^32 + 3 would become 3).
+      const bool fits = v.is_number_unsigned()
+                            ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                            : v.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                                  v.get<int64_t>() <= static_cast<int64_t>(std::numeric_limits<T>::max());
+      if (!fits)
+        bad_field(src, f, "integer out of range", "at most " + std::to_string(std::numeric_limits<T>::max()), v.dump());
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!v.is_number()) throw std::runtime_error("");
     } else if constexpr (std::is_same_v<T, std::string>) {
       if (!v.is_string()) throw std::runtime_error("");
     }
     return v.get<T>();
+  } catch (const Error&) {
+    throw;  // out of range: already says so
   } catch (...) {
     bad_field(src, f, "field has the wrong type", std::is_same_v<T, bool> ? "a boolean"
                                                   : std::is_integral_v<T> ? "an integer"
@@ -240,6 +251,16 @@ void ModelConfig::validate(const std::string& src) const {
     bad_field(src, "time_embedding.dim", "must equal the expert width", std::to_string(expert.width), std::to_string(time_dim));
   if (time_dim % 2 || time_dim < 4)
     bad_field(src, "time_embedding.dim", "must be even and >= 4", "even >= 4", std::to_string(time_dim));
+  // A zero or negative epsilon divides by zero (or takes the root of a negative number) on a
+  // constant row: NaN actions. Real models use 1e-6.
+  auto eps_ok = [&](const std::string& f, double e) {
+    if (!(e > 0) || !(e < 1)) bad_field(src, f, "epsilon must be in (0, 1)", "e.g. 1e-06", std::to_string(e));
+  };
+  eps_ok("vision.layer_norm_eps", vision.layer_norm_eps);
+  eps_ok("vlm.rms_norm_eps", vlm.rms_norm_eps);
+  eps_ok("expert.rms_norm_eps", expert.rms_norm_eps);
+  if (!(vlm.rope_theta > 0) || !std::isfinite(vlm.rope_theta))
+    bad_field(src, "vlm.rope_theta", "must be positive", "e.g. 10000", std::to_string(vlm.rope_theta));
   if (!(time_min_period > 0) || !(time_max_period > 0))
     bad_field(src, "time_embedding.min_period", "periods must be positive");
   if (expert.adarms != pi05)

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "core/finite.h"
 #include "core/random.h"
 #include "model/embed.h"
 #include "model/transformer.h"
@@ -21,6 +22,7 @@ namespace {
 struct Workspace {
   int64_t batch = 0;
   int64_t prefix = 0;  // prefix tokens in this call's sequence (cameras masked everywhere dropped)
+  int64_t image_rows = 0;  // rows of image_emb this call wrote (kept cameras x batch x patches)
   VisionScratch vision;
   Buf image_emb, prefix_x, prefix_out, suffix_x, suffix_out, cond, state, x_t, vel;
   SuffixScratch suffix;
@@ -60,6 +62,12 @@ void expect_tensor(const Tensor& t, const std::string& name, std::initializer_li
   for (DType d : dtypes) { ok = ok || t.dtype() == d; names += (names.empty() ? "" : " or ") + std::string(dtype_name(d)); }
   if (!ok) bad_input(name, "input has the wrong dtype", names, dtype_name(t.dtype()));
   if (t.shape() != shape) bad_input(name, "input has the wrong shape", shape_str(shape), shape_str(t.shape()));
+}
+
+void expect_finite(const Tensor& t, const std::string& name) {
+  if (const int64_t i = first_non_finite(t); i >= 0)
+    bad_input(name, "input holds a non-finite value (NaN or inf) at element " + std::to_string(i), "finite values",
+              std::to_string(t.get_f32(i)));
 }
 
 uint8_t flag(const Tensor& t, int64_t i) { return static_cast<const uint8_t*>(t.raw())[i] ? 1 : 0; }
@@ -138,6 +146,10 @@ struct Pi0Model::Impl {
     if (need_state) expect_tensor(in.state, "state", {DType::F32}, {B, c.action_dim});
     if (in.noise.defined() && in.noise.raw())
       expect_tensor(in.noise, "noise", {DType::F32}, {B, c.action_horizon, c.action_dim});
+    // A NaN input would come out as NaN actions: refuse it here, naming it.
+    for (size_t k = 0; k < c.cameras.size(); ++k) expect_finite(in.images[k], "image." + c.cameras[k]);
+    if (need_state) expect_finite(in.state, "state");
+    if (in.noise.defined() && in.noise.raw()) expect_finite(in.noise, "noise");
   }
 
   // Prefix: SigLIP per camera, then the scaled text embedding; fills layout and prefix_x.
@@ -179,6 +191,7 @@ struct Pi0Model::Impl {
     // Every kept camera goes through the tower in one pass ([camera, batch] rows): fewer, taller
     // GEMMs and a third of the fork/joins for three cameras (vision stage measured 1–3% faster).
     Mat emb = ws.image_emb.mat(ncam * B * Np, D);
+    ws.image_rows = ncam * B * Np;
     if (ncam > 0) {
       const Tensor stacked = ncam == 1 ? in.images[cams[0]] : stack_images(in.images, cams);
       std::function<void(int, const Mat&)> on_layer;
@@ -319,6 +332,7 @@ struct Pi0Model::Impl {
       const auto t0 = Clock::now();
       std::fill(tb.begin(), tb.end(), t);
       velocity_at(ws, state, x, tb.data(), step == 0 ? obs : kNoObserver, v);
+      if (first_non_finite(v.data, B * H * A) >= 0) throw non_finite_error(ws, step, t);
       for (int64_t i = 0; i < B * H * A; ++i) x.data[i] += dt * v.data[i];
       t += dt;
       if (timings) timings->step_ms.push_back(ms_since(t0));
@@ -347,6 +361,30 @@ struct Pi0Model::Impl {
   }
 
   static inline const Observer kNoObserver{};
+
+  // Velocities went NaN/inf (weights are checked at load and inputs on entry, so this is
+  // overflow inside the model). Names the first stage whose output is non-finite: no robot may be
+  // sent such a chunk, and a user needs to know where to look. Runs only on this failure path.
+  Error non_finite_error(Workspace& ws, int step, float t) const {
+    const ModelConfig& c = cfg();
+    std::string stage;
+    const int64_t kv_width = int64_t{c.vlm.num_kv_heads} * c.vlm.head_dim;
+    if (first_non_finite(ws.image_emb.data.data(), ws.image_rows * c.vlm.width) >= 0) {
+      stage = "the vision tower (SigLIP + projector output)";
+    } else {
+      for (int l = 0; l < c.vlm.depth && stage.empty(); ++l)
+        for (int64_t b = 0; b < ws.batch && stage.empty(); ++b) {
+          const int64_t off = b * ws.kv.seq * kv_width, n = ws.prefix * kv_width;
+          if (first_non_finite(ws.kv.k[l].data.data() + off, n) >= 0 || first_non_finite(ws.kv.v[l].data.data() + off, n) >= 0)
+            stage = "the VLM over the prefix (layer " + std::to_string(l) + " keys/values)";
+        }
+    }
+    if (stage.empty())
+      stage = "the action expert (denoising step " + std::to_string(step + 1) + ", t = " + std::to_string(t) + ")";
+    return Error({.message = "the model produced non-finite values (NaN or inf); they first appear in " + stage +
+                             ". No actions are returned.",
+                  .file = ck.dir});
+  }
 };
 
 Pi0Model::Pi0Model(Checkpoint checkpoint, std::unique_ptr<Backend> backend) : impl_(std::make_unique<Impl>()) {
