@@ -391,6 +391,12 @@ Pi0Model::Pi0Model(Checkpoint checkpoint, std::unique_ptr<Backend> backend) : im
   impl_->ck = std::move(checkpoint);
   impl_->backend = std::move(backend);
   impl_->w = prepare_weights(impl_->ck, *impl_->backend);
+  // Everything inference reads now lives in memory the model owns: unmap the checkpoint, so that
+  // rewriting it in place (retraining, `cp`) cannot mix old and new weights into later replies and
+  // truncating it cannot kill the process with SIGBUS. Costs no RSS: the mapped pages were
+  // released as each weight was copied or packed.
+  impl_->ck.tensors.clear();
+  impl_->ck.files.clear();
   impl_->base_seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
 }
 

@@ -29,10 +29,16 @@ struct Loader {
     if (!b.empty()) bias = at(b);
     const Tensor& t = at(w);
     Linear l = be.prepare_linear(t, b.empty() ? nullptr : &bias, rows);
+    t.release_mapped_pages();  // backends keep their own copies: the map's pages can go
     bar.update(done += static_cast<uint64_t>(t.nbytes()));
     return l;
   }
-  Vec vec(const std::string& n) { return at(n).to_f32_vector(); }
+  Vec vec(const std::string& n) {
+    const Tensor& t = at(n);
+    Vec v = t.to_f32_vector();
+    t.release_mapped_pages();
+    return v;
+  }
 };
 
 GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g, int64_t rows) {
@@ -94,7 +100,8 @@ ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
   w.vision.post_w = L.vec(kVision + "post_layernorm.weight");
   w.vision.post_b = L.vec(kVision + "post_layernorm.bias");
   w.vision.projector = L.linear(kProjector + "weight", kProjector + "bias");
-  w.embedding = L.at(kEmbedding);
+  w.embedding = L.at(kEmbedding).owned();  // read row by row at every call: our own copy, not the map
+  ck.at(kEmbedding).release_mapped_pages();
   w.vlm = gemma(L, kLanguage, c.vlm, c.prefix_len());
   w.expert = gemma(L, kExpert, c.expert, c.suffix_len());
   L.rows = c.action_horizon;

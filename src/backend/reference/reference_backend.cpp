@@ -58,7 +58,7 @@ class ReferenceBackend : public Backend {
     auto r = std::make_unique<RefLinear>();
     r->out = w.dim(0);
     r->in = w.numel() / r->out;  // conv kernels [O, C, p, p] are used as [O, C·p·p]
-    r->w = w;
+    r->w = w.owned();  // never read the checkpoint's map after load
     if (bias) {
       r->b = bias->to_f32_vector();
       r->has_bias = true;
