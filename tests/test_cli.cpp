@@ -4,6 +4,8 @@
 #include "golden_dir.h"
 #include "test_util.h"
 
+#include <sys/stat.h>
+
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -74,4 +76,41 @@ TEST(Cli, GlobalOptionsAfterTheSubcommand) {
   EXPECT_EQ(drop_time(after.out), drop_time(before.out));
   CliRun bad = run("inspect " + dir + " --threads -1");
   EXPECT_NE(bad.code, 0) << bad.out;
+}
+
+// make-checkpoint never silently replaces a checkpoint (trained weights would be lost).
+TEST(Cli, MakeCheckpointRefusesToOverwriteWithoutForce) {
+  const std::string dir = tmpdir("no_overwrite") + "/ck";
+  ASSERT_EQ(run("make-checkpoint --preset tiny-pi0 --seed 1 --out " + dir).code, 0);
+  const auto before = fs::last_write_time(dir + "/model.safetensors");
+  CliRun again = run("make-checkpoint --preset tiny-pi0 --seed 2 --out " + dir);
+  EXPECT_NE(again.code, 0) << again.out;
+  EXPECT_NE(again.out.find("--force"), std::string::npos) << again.out;
+  EXPECT_EQ(fs::last_write_time(dir + "/model.safetensors"), before);
+  EXPECT_EQ(run("make-checkpoint --preset tiny-pi0 --seed 2 --force --out " + dir).code, 0);
+}
+
+// Out-of-range bench arguments are errors, not silently clamped or ignored.
+TEST(Cli, BenchRefusesOutOfRangeTokensAndSteps) {
+  const std::string dir = pi0::test::golden_dir() + "/tiny_pi0";
+  for (const std::string args : {"--tokens 1000", "--tokens -3", "--steps 0", "--steps -5"}) {
+    CliRun r = run("bench --checkpoint " + dir + " --runs 1 " + args);
+    EXPECT_NE(r.code, 0) << args << ": " << r.out;
+    EXPECT_NE(r.out.find(args.substr(0, args.find(' '))), std::string::npos) << args << ": " << r.out;
+  }
+}
+
+// Paths that are not regular files are refused by name, never read (a FIFO would hang).
+TEST(Cli, CheckpointPathsThatAreNotWhatTheySeem) {
+  const std::string dir = tmpdir("not_files");
+  std::ofstream(dir + "/plain.txt") << "x";
+  CliRun file = run("inspect " + dir + "/plain.txt");
+  EXPECT_NE(file.code, 0);
+  EXPECT_NE(file.out.find("is a file, not a checkpoint directory"), std::string::npos) << file.out;
+  const std::string ck = dir + "/fifo_ck";
+  fs::create_directories(ck);
+  ASSERT_EQ(::mkfifo((ck + "/config.json").c_str(), 0600), 0);
+  CliRun fifo = run("inspect " + ck);
+  EXPECT_NE(fifo.code, 0);
+  EXPECT_NE(fifo.out.find("not a regular file"), std::string::npos) << fifo.out;
 }

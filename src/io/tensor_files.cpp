@@ -45,7 +45,17 @@ std::vector<std::string> model_files(const std::string& dir) {
 
 }  // namespace
 
-std::string read_text_file(const std::string& path) {
+std::string read_text_file(const std::string& path, uint64_t max_bytes) {
+  // Only regular files of bounded size: /dev/zero would be read forever into memory and a FIFO
+  // would block the process without a word.
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) throw Error({.message = "cannot read file: it does not exist", .file = path});
+  if (!fs::is_regular_file(st)) throw Error({.message = "not a regular file", .file = path, .expected = "a file"});
+  const uint64_t size = fs::file_size(path, ec);
+  if (!ec && size > max_bytes)
+    throw Error({.message = "file is too large for what it should hold", .file = path,
+                 .expected = "at most " + std::to_string(max_bytes) + " bytes", .got = std::to_string(size) + " bytes"});
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error({.message = "cannot read file", .file = path});
   std::stringstream ss;

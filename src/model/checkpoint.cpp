@@ -95,6 +95,9 @@ std::vector<std::string> take_tensors(Checkpoint& ck, const TensorFiles& stored)
 Checkpoint open_checkpoint(const std::string& dir, const OpenOptions& opt) {
   Checkpoint ck;
   ck.dir = dir;
+  if (fs::exists(dir) && !fs::is_directory(dir))
+    throw Error({.message = "is a file, not a checkpoint directory", .file = dir,
+                 .expected = "a directory holding config.json and model.safetensors"});
   if (!fs::is_directory(dir)) throw Error({.message = "checkpoint directory does not exist", .file = dir});
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(cfg_path)) throw Error({.message = "checkpoint has no config.json", .file = dir});

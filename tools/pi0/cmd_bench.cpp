@@ -15,6 +15,7 @@
 #include "core/progress.h"
 #include "core/random.h"
 #include "model/random_checkpoint.h"
+#include "model/layout.h"
 #include "model/pi0_model.h"
 #include "pi0/error.h"
 #include "pi0/threads.h"
@@ -111,7 +112,13 @@ std::string bench_checkpoint(const BenchArgs& a) {
   if (!a.checkpoint.empty()) return a.checkpoint;
   const std::string dir = a.cache + "/" + a.preset + "-bf16";
   if (!std::filesystem::exists(dir + "/model.safetensors")) {
-    std::fprintf(stderr, "bench: writing a random %s checkpoint (bf16) to %s (once)\n", a.preset.c_str(), dir.c_str());
+    // Say where and how much before writing gigabytes into the working directory.
+    const ModelConfig c = model_preset(a.preset);
+    uint64_t bytes = 0;
+    for (const auto& spec : checkpoint_layout(c)) bytes += 2 * static_cast<uint64_t>(shape_numel(spec.shape));
+    std::fprintf(stderr, "bench: writing a random %s checkpoint (bf16, %.1f GB) to %s, reused by later runs "
+                         "(--cache DIR puts it elsewhere; --checkpoint DIR times your own)\n",
+                 a.preset.c_str(), bytes / 1e9, dir.c_str());
     write_random_checkpoint(dir, model_preset(a.preset), {.dtype = DType::BF16, .seed = 1, .progress = stderr_is_tty()});
   }
   return dir;
@@ -150,8 +157,6 @@ void time_runs(const Pi0Model& model, const ModelInputs& in, const BenchArgs& a,
 BenchResult run_bench(const BenchArgs& a) {
   BenchResult r;
   r.dir = bench_checkpoint(a);
-  std::fprintf(stderr, "bench: measuring the bf16 GEMM peak\n");
-  r.peak = measure_gemm_peak();
   auto t0 = std::chrono::steady_clock::now();
   auto counting = std::make_unique<CountingBackend>(make_backend(a.backend));
   CountingBackend* counter = counting.get();
@@ -163,8 +168,13 @@ BenchResult run_bench(const BenchArgs& a) {
   if (a.cameras > static_cast<int>(c.cameras.size()))
     throw Error({.message = "more cameras than the model has", .field = "--cameras",
                  .expected = "<= " + std::to_string(c.cameras.size()), .got = std::to_string(a.cameras)});
-  r.tokens = a.tokens < 0 ? c.max_token_len : std::min(a.tokens, c.max_token_len);
+  if (a.tokens > c.max_token_len)
+    throw Error({.message = "more prompt tokens than the model's token window", .field = "--tokens",
+                 .expected = "0 .. " + std::to_string(c.max_token_len), .got = std::to_string(a.tokens)});
+  r.tokens = a.tokens < 0 ? c.max_token_len : a.tokens;
   r.steps = a.steps > 0 ? a.steps : c.num_steps;
+  std::fprintf(stderr, "bench: measuring the GEMM peak\n");  // after the argument checks: it takes seconds
+  r.peak = measure_gemm_peak();
   time_runs(*r.model, bench_inputs(c, a.cameras, r.tokens), a, *counter, r);
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
@@ -224,9 +234,9 @@ void add_bench(CLI::App& app) {
       ->check(CLI::IsMember(model_preset_names()))->capture_default_str();
   cmd->add_option("--checkpoint", a->checkpoint, "benchmark this checkpoint instead of random weights");
   cmd->add_option("--cameras", a->cameras, "cameras with an image (the rest are masked)")->check(CLI::Range(1, 16))->capture_default_str();
-  cmd->add_option("--tokens", a->tokens, "valid prompt tokens (default: all max_token_len)");
+  cmd->add_option("--tokens", a->tokens, "valid prompt tokens, 0 .. max_token_len (default: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--runs", a->runs, "timed runs after one warm-up; medians are reported")->check(CLI::Range(1, 100))->capture_default_str();
-  cmd->add_option("--steps", a->steps, "denoising steps (default: the config's)");
+  cmd->add_option("--steps", a->steps, "denoising steps (default: the config's)")->check(CLI::Range(1, 1000));
   cmd->add_option("--backend", a->backend, "cpu | reference")->capture_default_str();
   cmd->add_option("--cache", a->cache, "where the random checkpoint is written once and reused")->capture_default_str();
   cmd->add_flag("--json", a->json, "print one JSON object");
