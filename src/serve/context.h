@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/escape.h"
 #include "pi0/log.h"
 #include "serve/request.h"
 #include "serve/server.h"
@@ -45,7 +46,9 @@ struct ServerContext {
   }
 
   void log(const std::string& line) const {
-    if (opt.log) log_message(LogLevel::Info, "pi0 serve: " + line);
+    // Lines quote what clients sent (keys, prompts): escaped, so none can forge a log line or
+    // drive the operator's terminal.
+    if (opt.log) log_message(LogLevel::Info, "pi0 serve: " + escape_control(line));
   }
 
  private:

@@ -27,7 +27,12 @@ constexpr int kH = 10, kD = 7;
 
 const pi0::Tensor& need_tensor(const pi0::Dict& obs, const std::string& key) {
   auto it = obs.find(key);
-  if (it == obs.end()) throw pi0::Error(pi0::ErrorInfo{"missing key", "", "", key});
+  if (it == obs.end()) {
+    // Quotes the client's keys back, as the real policy's errors do (the log must escape them).
+    std::string have;
+    for (const auto& [k, v] : obs) have += (have.empty() ? "" : ", ") + k;
+    throw pi0::Error(pi0::ErrorInfo{.message = "missing key", .field = key, .got = "keys: " + have});
+  }
   const pi0::Tensor* t = it->second.get_if<pi0::Tensor>();
   if (!t) throw pi0::Error(pi0::ErrorInfo{"must be a numpy array", "", "", key});
   return *t;
