@@ -120,10 +120,16 @@ ImageU8 image_from_tensor(const Tensor& t, const std::string& what) {
           v = t.data<uint8_t>()[src];
         } else {
           // 255·x in the array's own precision (numpy keeps float32 for a float32 array).
+          const double x0 = t.dtype() == DType::F32 ? t.data<float>()[src] : t.data<double>()[src];
           double f = t.dtype() == DType::F32 ? static_cast<double>(255.0f * t.data<float>()[src])
                                              : 255.0 * t.data<double>()[src];
           if (std::isnan(f))
             throw Error(ErrorInfo{.message = "image contains NaN", .tensor = what});
+          // Float images are [0, 1] (openpi scales by 255). A 0..255 float image, inf or 1e30
+          // would otherwise become a saturated picture the policy never saw, without a word.
+          if (!(x0 >= -1e-6 && x0 <= 1 + 1e-6))
+            throw Error(ErrorInfo{.message = "float image values must lie in [0, 1] (send uint8 for 0..255)",
+                                  .tensor = what, .expected = "0 <= value <= 1", .got = std::to_string(x0)});
           v = static_cast<uint8_t>(std::clamp(f, 0.0, 255.0));  // truncation, as numpy's astype(uint8)
         }
         img.pixels[static_cast<size_t>((y * W + x) * 3 + c)] = v;

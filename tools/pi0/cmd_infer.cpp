@@ -3,6 +3,7 @@
 // returns, as a table or JSON, with the time taken.
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
@@ -48,11 +49,16 @@ struct InferArgs {
 // --image KEY=FILE flags -> decoded uint8 HWC images under the robot's observation keys.
 void put_images(const InferArgs& a, const RobotConfig& r, Dict& obs) {
   const bool nested = !r.images_group.empty();  // ALOHA clients send {"images": {...}}
+  std::map<std::string, std::string> given;  // model camera -> the --image that set it
   for (const std::string& spec : a.images) {
     const size_t eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
       throw Error(ErrorInfo{.message = "--image takes KEY=FILE", .field = "--image", .expected = "KEY=FILE", .got = spec});
     const RobotCamera& cam = camera_for(r, spec.substr(0, eq));
+    // Two flags naming one camera (e.g. by its key and by its model name): which was meant?
+    if (auto [it, fresh] = given.emplace(cam.model_key, spec); !fresh)
+      throw Error(ErrorInfo{.message = "camera " + cam.model_key + " given twice", .field = "--image",
+                            .expected = "one --image per camera", .got = it->second + " and " + spec});
     const ImageU8 img = decode_image_file(spec.substr(eq + 1));
     Tensor t = Tensor::zeros(DType::U8, {img.height, img.width, 3});
     std::copy(img.pixels.begin(), img.pixels.end(), t.data_mut<uint8_t>());
