@@ -35,7 +35,15 @@ struct Server::Impl {
     const std::string where = o.host + ":" + std::to_string(o.port);
     beast::error_code ec;
     auto addr = net::ip::make_address(o.host, ec);
-    if (ec) throw Error(ErrorInfo{"not an IP address: " + ec.message(), where, "", "host"});
+    if (ec) {  // a host name ("localhost"): its first address
+      tcp::resolver resolver(ioc);
+      auto found = resolver.resolve(o.host, "", ec);
+      if (ec || found.empty())
+        throw Error(ErrorInfo{.message = "neither an IP address nor a host name this machine resolves: " + ec.message(),
+                              .file = where, .field = "host", .expected = "e.g. 0.0.0.0, 127.0.0.1, ::1, localhost",
+                              .got = o.host});
+      addr = found.begin()->endpoint().address();
+    }
     tcp::endpoint ep(addr, o.port);
     acceptor.open(ep.protocol(), ec);
     if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -102,6 +110,13 @@ Server::Server(ServerOptions opt, InferFn infer, Dict metadata)
     : impl_(std::make_unique<Impl>(std::move(opt), std::move(infer), std::move(metadata))) {}
 
 Server::~Server() = default;
+
+std::string Server::url() const {
+  beast::error_code ec;
+  const auto ep = impl_->acceptor.local_endpoint(ec);
+  const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+  return "ws://" + host + ":" + std::to_string(port());
+}
 
 uint16_t Server::port() const {
   beast::error_code ec;

@@ -45,6 +45,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   uint16_t port() const;
+  // Where clients connect: "ws://127.0.0.1:8000", "ws://[::1]:8000" (IPv6 in brackets).
+  std::string url() const;
   // Serves until shutdown() (or a signal, with handle_signals) and every connection has closed.
   void run();
   // Thread-safe and signal-free: stop accepting, let the requests in flight finish and be

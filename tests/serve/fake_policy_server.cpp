@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
     pi0::Dict meta{{"robot", "fake"}, {"action_horizon", kH}, {"action_dim", kD},
                    {"reset_pose", pi0::List{0.0, -1.5, 1.5, 0.0, 0.0, 0.0}}};
     pi0::serve::Server server(opt, [=](const pi0::Dict& obs) { return fake_infer(obs, delay_ms, gate); }, meta);
-    std::printf("listening on ws://%s:%u\n", opt.host.c_str(), unsigned(server.port()));  // as pi0 serve
+    std::printf("listening on %s\n", server.url().c_str());  // as pi0 serve
     std::fflush(stdout);
     server.run();
     std::fprintf(stderr, "fake_policy_server: clean exit\n");

@@ -91,16 +91,16 @@ def fake_actions(obs):
 
 # --- the server process ----------------------------------------------------------------------------
 class ServerProcess:
-    def __init__(self, *args):
+    def __init__(self, *args, host="127.0.0.1"):
         self.log = tempfile.NamedTemporaryFile(prefix="pi0_serve_", suffix=".log", delete=False)
-        cmd = [SERVER, *SERVER_ARGS, "--host", "127.0.0.1", "--port", "0", *args]
+        cmd = [SERVER, *SERVER_ARGS, "--host", host, "--port", "0", *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self._readline(60.0)
         if not line.startswith("listening on "):
             self.proc.kill()
             raise RuntimeError(f"server did not start: {line!r}\n{self.stderr()}")
-        self.port = int(line.split()[2].rsplit(":", 1)[1])  # "listening on ws://HOST:PORT ..."
-        self.url = f"ws://127.0.0.1:{self.port}"
+        self.url = line.split()[2]  # "listening on ws://HOST:PORT ...", IPv6 hosts in brackets
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     def _readline(self, timeout):
         import selectors
@@ -679,6 +679,14 @@ class Shutdown(unittest.TestCase):
             if srv.proc.poll() is None:
                 srv.proc.kill()
                 srv.proc.wait(10)
+
+
+class Hosts(unittest.TestCase):
+    def test_host_names_and_ipv6_listen_and_print_a_usable_url(self):
+        for host, want in (("localhost", ("ws://127.0.0.1:", "ws://[::1]:")), ("::1", ("ws://[::1]:",))):
+            with ServerProcess(host=host) as srv:
+                self.assertTrue(srv.url.startswith(want), srv.url)
+                run(good_request_works(srv.url))
 
 
 def main():

@@ -48,8 +48,8 @@ void run(const ServeArgs& a) {
   opt.handle_signals = true;
   opt.log = !a.quiet;
   serve::Server server(opt, std::move(infer), std::move(metadata));
-  std::printf("listening on ws://%s:%u (GET /healthz for health; Ctrl-C stops after the requests in flight)\n",
-              opt.host.c_str(), unsigned(server.port()));
+  std::printf("listening on %s (GET /healthz for health; Ctrl-C stops after the requests in flight)\n",
+              server.url().c_str());
   std::fflush(stdout);
   server.run();
   std::fprintf(stderr, "pi0 serve: stopped\n");
