@@ -86,14 +86,36 @@ struct Server::Impl {
     beast::error_code ignored;
     acceptor.close(ignored);
     accept_retry.cancel();
-    signals.cancel(ignored);
     for (auto& s : ctx->live_sessions()) s->drain();
+    for (auto& s : ctx->live_http_sessions()) s->drain();
     drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ctx->opt.shutdown_timeout_s);
     poll_drain();
   }
 
+  // The first SIGINT/SIGTERM drains (requests received are answered); a second one means "now":
+  // the connections are dropped and run() returns at once.
+  void wait_for_signal() {
+    signals.async_wait([this](beast::error_code ec, int sig) {
+      if (ec) return;
+      const std::string name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      if (shutting_down) {
+        ctx->log("received a second " + name + ": closing " + std::to_string(ctx->ws_sessions.load()) +
+                 " connection(s) now");
+        ioc.stop();
+        return;
+      }
+      ctx->log("received " + name + " (again to stop at once)");
+      net::post(acceptor.get_executor(), [this] { begin_shutdown(); });
+      wait_for_signal();
+    });
+  }
+
   void poll_drain() {
-    if (ctx->ws_sessions == 0 && ctx->http_sessions == 0) return;
+    if (ctx->ws_sessions == 0 && ctx->http_sessions == 0) {
+      beast::error_code ignored;
+      signals.cancel(ignored);  // the last pending handler: run() can return
+      return;
+    }
     if (std::chrono::steady_clock::now() >= drain_deadline) {
       ctx->log("shutdown timeout: closing " + std::to_string(ctx->ws_sessions.load()) + " connection(s) forcibly");
       ioc.stop();
@@ -133,11 +155,7 @@ void Server::run() {
   if (m.ctx->opt.handle_signals) {
     m.signals.add(SIGINT);
     m.signals.add(SIGTERM);
-    m.signals.async_wait([&m](beast::error_code ec, int sig) {
-      if (ec) return;
-      m.ctx->log(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
-      net::post(m.acceptor.get_executor(), [&m] { m.begin_shutdown(); });
-    });
+    m.wait_for_signal();
   }
   m.do_accept();
   std::vector<std::thread> extra;
