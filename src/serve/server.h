@@ -30,6 +30,10 @@ struct ServerOptions {
   // minute, holds a socket only this long. Robots connect once, so a short bound costs nothing.
   int handshake_timeout_s = 10;
   int idle_timeout_s = 120;         // no traffic at all, not even a pong to our pings: drop
+  // A message must arrive in full within this once its first bytes have: a client that announces a
+  // frame and then trickles it (a byte a second) would otherwise hold a connection slot forever.
+  // 11 MB (four HD cameras) over a 10 Mbit/s link takes ~9 s.
+  int message_timeout_s = 30;
   int shutdown_timeout_s = 30;      // graceful shutdown waits this long for requests in flight
   bool handle_signals = false;      // SIGINT/SIGTERM start a graceful shutdown
   bool log = true;                  // one line per connection event on stderr

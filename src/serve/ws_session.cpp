@@ -13,7 +13,8 @@ websocket::close_reason make_reason(websocket::close_code code, const std::strin
 }  // namespace
 
 WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerContext> ctx, std::string peer)
-    : ws_(std::move(stream)), ctx_(std::move(ctx)), peer_(std::move(peer)), id_(ctx_->next_id++) {
+    : ws_(std::move(stream)), ctx_(std::move(ctx)), peer_(std::move(peer)), id_(ctx_->next_id++),
+      message_deadline_(ws_.get_executor()) {
   ctx_->ws_sessions++;
 }
 
@@ -70,6 +71,7 @@ void WsSession::do_read() {
 void WsSession::on_read(beast::error_code ec, size_t n) {
   if (ec) {
     gone_ = true;
+    message_deadline_.cancel();  // its handler holds this session: let it go now
     if (ec == websocket::error::closed || close_started_)
       ctx_->log("connection " + std::to_string(id_) + " closed after " + std::to_string(requests_) + " request(s)");
     else
@@ -80,6 +82,7 @@ void WsSession::on_read(beast::error_code ec, size_t n) {
     buffer_.consume(buffer_.size());
     return do_read();
   }
+  if (msg_bytes_ == 0 && n > 0) arm_message_deadline();
   msg_bytes_ += n;
   if (msg_bytes_ > ctx_->opt.max_message_bytes) {
     buffer_.consume(buffer_.size());
@@ -96,6 +99,8 @@ void WsSession::on_read(beast::error_code ec, size_t n) {
   // handshake) must not keep megabytes each, up to --max-connections × --max-message-bytes.
   buffer_.shrink_to_fit();
   msg_bytes_ = 0;
+  ++message_no_;  // the deadline of this message no longer applies
+  message_deadline_.cancel();
   if (!binary)
     fail(websocket::close_code::unknown_data, "expected a binary msgpack frame, got a text frame");
   else
@@ -198,6 +203,22 @@ void WsSession::fail(websocket::close_code code, std::string text) {
     if (out_.empty()) do_close();
     else do_write();
   }
+}
+
+void WsSession::arm_message_deadline() {
+  const uint64_t no = ++message_no_;
+  message_deadline_.expires_after(std::chrono::seconds(ctx_->opt.message_timeout_s));
+  message_deadline_.async_wait([self = shared_from_this(), no](beast::error_code ec) {
+    if (ec || no != self->message_no_ || self->gone_) return;
+    // The peer is trickling a message (or stalled mid-frame): drop the TCP connection now. A close
+    // handshake would wait on the same peer.
+    self->ctx_->log("connection " + std::to_string(self->id_) + " from " + self->peer_ + " dropped: a message did not " +
+                    "arrive within " + std::to_string(self->ctx_->opt.message_timeout_s) + " s (--message-timeout)");
+    self->gone_ = true;
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+  });
 }
 
 void WsSession::do_close() {

@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-timeout", opt.shutdown_timeout_s);
   app.add_option("--handshake-timeout", opt.handshake_timeout_s);
   app.add_option("--idle-timeout", opt.idle_timeout_s);
+  app.add_option("--message-timeout", opt.message_timeout_s);
   app.add_option("--max-pipelined", opt.max_pipelined);
   app.add_option("--delay-ms", delay_ms);
   app.add_option("--gate", gate);

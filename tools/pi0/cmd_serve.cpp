@@ -85,6 +85,9 @@ void add_serve(CLI::App& app) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--idle-timeout", o.idle_timeout_s, "seconds of silence (pings unanswered) before a client is dropped")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--message-timeout", o.message_timeout_s,
+                  "seconds a message may take to arrive once it has begun (a client trickling a frame is dropped)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--shutdown-timeout", o.shutdown_timeout_s, "seconds a shutdown waits for requests in flight")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--quiet", a->quiet, "no per-connection log lines on stderr");
