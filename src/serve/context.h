@@ -10,6 +10,7 @@
 
 #include "core/escape.h"
 #include "pi0/log.h"
+#include "serve/metrics.h"
 #include "serve/request.h"
 #include "serve/server.h"
 #include "serve/work_queue.h"
@@ -27,6 +28,7 @@ struct ServerContext {
   const InferFn infer;
   const std::string metadata_frame;  // msgpack(metadata), sent on every connect
   WorkQueue queue;
+  ServerMetrics metrics;
   std::atomic<bool> draining{false};
   std::atomic<size_t> ws_sessions{0};    // open WebSocket sessions (WsSession lifetimes)
   std::atomic<size_t> http_sessions{0};  // connections still in their HTTP phase
@@ -39,6 +41,12 @@ struct ServerContext {
   // instead of holding it up for the handshake timeout.
   void add_http_session(const std::shared_ptr<HttpSession>& s) { add(http_, s); }
   std::vector<std::shared_ptr<HttpSession>> live_http_sessions() { return live(http_); }
+
+  std::string metrics_text() const {
+    return metrics.render({.queue_depth = queue.waiting(), .queue_capacity = queue.capacity(),
+                           .connections = ws_sessions.load(), .http_connections = http_sessions.load()},
+                          opt.model_info);
+  }
 
   void log(const std::string& line) const {
     // Lines quote what clients sent (keys, prompts): escaped, so none can forge a log line or

@@ -48,6 +48,8 @@ void HttpSession::on_read(beast::error_code ec, size_t) {
   handed_over_ = true;
   http::request<http::string_body> req = parser_->release();
   if (req.target() == "/healthz") return respond(http::status::ok, "OK\n");
+  if (req.target() == "/metrics")
+    return respond(http::status::ok, ctx_->metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
   if (!websocket::is_upgrade(req))
     return respond(http::status::upgrade_required,
                    "This is a pi0.cpp policy server: connect with a WebSocket client (openpi protocol), "
@@ -61,10 +63,10 @@ void HttpSession::on_read(beast::error_code ec, size_t) {
   std::make_shared<WsSession>(std::move(stream_), ctx_, peer_)->run(std::move(req));
 }
 
-void HttpSession::respond(http::status status, std::string body) {
+void HttpSession::respond(http::status status, std::string body, const char* content_type) {
   auto res = std::make_shared<http::response<http::string_body>>(status, 11);
   res->set(http::field::server, "pi0.cpp");
-  res->set(http::field::content_type, "text/plain; charset=utf-8");
+  res->set(http::field::content_type, content_type);
   res->keep_alive(false);
   res->body() = std::move(body);
   res->prepare_payload();

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <map>
 #include <string>
 
 #include "core/value.h"
@@ -36,7 +37,8 @@ struct ServerOptions {
   int message_timeout_s = 30;
   int shutdown_timeout_s = 30;      // graceful shutdown waits this long for requests in flight
   bool handle_signals = false;      // SIGINT/SIGTERM start a graceful shutdown
-  bool log = true;                  // one line per connection event on stderr
+  bool log = true;                  // one line per connection event and request (log callback)
+  std::map<std::string, std::string> model_info;  // labels of pi0_model_info on GET /metrics
   DecodeLimits limits;
 };
 

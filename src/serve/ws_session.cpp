@@ -1,6 +1,7 @@
 #include "serve/ws_session.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace pi0::serve {
 
@@ -87,6 +88,7 @@ void WsSession::on_read(beast::error_code ec, size_t n) {
   if (msg_bytes_ > ctx_->opt.max_message_bytes) {
     buffer_.consume(buffer_.size());
     const std::string limit = std::to_string(ctx_->opt.max_message_bytes);
+    ctx_->metrics.count(Outcome::TooBig);
     fail(websocket::close_code::too_big,
          "message too big: more than " + limit + " bytes (the server's --max-message-bytes is " + limit + ")");
     return do_read();
@@ -101,10 +103,12 @@ void WsSession::on_read(beast::error_code ec, size_t n) {
   msg_bytes_ = 0;
   ++message_no_;  // the deadline of this message no longer applies
   message_deadline_.cancel();
-  if (!binary)
+  if (!binary) {
+    ctx_->metrics.count(Outcome::TextFrame);
     fail(websocket::close_code::unknown_data, "expected a binary msgpack frame, got a text frame");
-  else
+  } else {
     on_message(std::move(frame));
+  }
   do_read();
 }
 
@@ -114,15 +118,18 @@ void WsSession::on_message(std::string frame) {
     return;  // with a request in flight, the connection closes after its reply
   }
   if (!in_flight_) return submit(std::move(frame));
-  if (ahead_.size() >= ctx_->opt.max_pipelined)
+  if (ahead_.size() >= ctx_->opt.max_pipelined) {
+    ctx_->metrics.count(Outcome::Pipelined);
     return fail(websocket::close_code::policy_error,
                 "too many requests sent ahead of their replies (at most " + std::to_string(ctx_->opt.max_pipelined) + ")");
+  }
   ahead_.push_back(std::move(frame));
 }
 
 void WsSession::submit(std::string frame) {
   in_flight_ = true;
   ++requests_;
+  submitted_ = Clock::now();
   auto f = std::make_shared<std::string>(std::move(frame));
   auto job = [self = shared_from_this(), f, prev = prev_total_ms_] {
     RequestOutcome r;
@@ -132,6 +139,7 @@ void WsSession::submit(std::string frame) {
   };
   if (!ctx_->queue.try_push(std::move(job))) {
     in_flight_ = false;
+    ctx_->metrics.count(Outcome::Busy);
     ctx_->log("connection " + std::to_string(id_) + ": queue full, request refused");
     fail(websocket::close_code::try_again_later,
          "server busy: " + std::to_string(ctx_->queue.capacity()) + " requests already wait for the model (--max-queue); retry later");
@@ -146,14 +154,23 @@ void WsSession::on_result(RequestOutcome r) {
   }
   if (!r.ok) {
     in_flight_ = false;
+    ctx_->metrics.count(Outcome::Error);
+    ctx_->metrics.observe_latency(std::chrono::duration<double>(Clock::now() - submitted_).count());
     ctx_->log("connection " + std::to_string(id_) + ": request " + std::to_string(requests_) + ": " + r.payload);
     return fail(websocket::close_code::internal_error, std::move(r.payload));
   }
+  last_infer_ms_ = r.infer_ms;
   send(Out{true, std::move(r.payload), true});
 }
 
 void WsSession::on_reply_sent() {
   const auto now = Clock::now();
+  const double seconds = std::chrono::duration<double>(now - submitted_).count();
+  ctx_->metrics.count(Outcome::Ok);
+  ctx_->metrics.observe_latency(seconds);
+  char ms[64];
+  std::snprintf(ms, sizeof ms, "%.1f ms (model %.1f ms)", 1e3 * seconds, last_infer_ms_);
+  ctx_->log("connection " + std::to_string(id_) + ": request " + std::to_string(requests_) + " answered in " + ms);
   prev_total_ms_ = std::chrono::duration<double, std::milli>(now - cycle_start_).count();
   cycle_start_ = now;
   in_flight_ = false;
@@ -210,6 +227,7 @@ void WsSession::arm_message_deadline() {
   message_deadline_.expires_after(std::chrono::seconds(ctx_->opt.message_timeout_s));
   message_deadline_.async_wait([self = shared_from_this(), no](beast::error_code ec) {
     if (ec || no != self->message_no_ || self->gone_) return;
+    self->ctx_->metrics.count(Outcome::TimedOut);
     // The peer is trickling a message (or stalled mid-frame): drop the TCP connection now. A close
     // handshake would wait on the same peer.
     self->ctx_->log("connection " + std::to_string(self->id_) + " from " + self->peer_ + " dropped: a message did not " +

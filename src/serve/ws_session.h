@@ -67,6 +67,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::atomic<bool> gone_{false};   // the peer is gone: workers skip this session's jobs
   uint64_t requests_ = 0;
   Clock::time_point cycle_start_;   // openpi's start of the receive-infer-send cycle
+  Clock::time_point submitted_;     // the request in flight was handed to the queue
+  double last_infer_ms_ = 0;        // its time in the policy (for the log line)
   std::optional<double> prev_total_ms_;
 };
 

@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
   pi0::set_log_callback(pi0::log_to_stderr());  // the fault tests read the server's log lines
   CLI::App app{"pi0 policy server with a fake policy (tests only)"};
   pi0::serve::ServerOptions opt;
+  opt.model_info = {{"checkpoint", "fake"}, {"variant", "fake \"policy\""}};  // quoting is escaped
   opt.host = "127.0.0.1";
   opt.port = 0;
   opt.handle_signals = true;

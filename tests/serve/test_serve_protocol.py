@@ -741,6 +741,41 @@ class Shutdown(unittest.TestCase):
                 srv.proc.kill()
                 srv.proc.wait(10)
 
+class Metrics(unittest.TestCase):
+    def test_metrics_count_outcomes_latency_and_connections(self):
+        """GET /metrics: Prometheus text with requests by outcome, a latency histogram, queue depth,
+        connections and the model's labels; each request also gets one log line with its latency."""
+        with ServerProcess() as srv:
+            async def go():
+                c = await Client().connect(srv.url)
+                await c.infer(make_obs(3))
+                bad = make_obs(4)
+                del bad["observation/state"]
+                with self.assertRaises(ServerError):
+                    await c.infer(bad)
+                await c.close()
+                keep = await Client().connect(srv.url)  # one connection open while scraped
+                text = http_get(srv.port, "/metrics").decode()
+                await keep.close()
+                return text
+            text = run(go())
+            head, _, body = text.partition("\r\n\r\n")
+            self.assertIn("200", head.splitlines()[0])
+            self.assertIn("version=0.0.4", head)
+            lines = body.splitlines()
+            self.assertIn('pi0_requests_total{outcome="ok"} 1', lines)
+            self.assertIn('pi0_requests_total{outcome="error"} 1', lines)
+            self.assertIn('pi0_requests_total{outcome="busy"} 0', lines)
+            self.assertIn('pi0_request_duration_seconds_count 2', lines)
+            self.assertIn('pi0_request_duration_seconds_bucket{le="+Inf"} 2', lines)
+            self.assertIn("pi0_connections 1", lines)
+            self.assertIn("pi0_queue_depth 0", lines)
+            self.assertTrue(any(l.startswith("pi0_model_info{") and l.endswith("} 1") for l in lines), body)
+            for l in lines:  # every sample line parses as NAME[{labels}] VALUE
+                if not l.startswith("#"):
+                    float(l.rsplit(" ", 1)[1])
+            self.assertIn("request 1 answered in", srv.stderr())
+
 class Hosts(unittest.TestCase):
     def test_host_names_and_ipv6_listen_and_print_a_usable_url(self):
         for host, want in (("localhost", ("ws://127.0.0.1:", "ws://[::1]:")), ("::1", ("ws://[::1]:",))):

@@ -6,16 +6,8 @@
 
 #include "commands.h"
 #include "pi0/error.h"
-#include "serve/server.h"
-
-// The policy front end (src/policy/policy.h) lands separately. Until it is in the tree this
-// command reports that instead of serving; with it, it serves pi0::Policy. Nothing else changes.
-#if __has_include("policy/policy.h")
 #include "policy/policy.h"
-#define PI0_HAVE_POLICY 1
-#else
-#define PI0_HAVE_POLICY 0
-#endif
+#include "serve/server.h"
 
 namespace pi0::cli {
 
@@ -28,7 +20,6 @@ struct ServeArgs {
 };
 
 void run(const ServeArgs& a) {
-#if PI0_HAVE_POLICY
   PolicyOptions po;
   po.robot = a.robot;
   po.tokenizer_path = a.tokenizer;
@@ -38,17 +29,14 @@ void run(const ServeArgs& a) {
   std::shared_ptr<const Policy> policy = Policy::load(a.checkpoint, po);
   serve::InferFn infer = [policy](const Dict& obs) { return policy->infer(obs); };
   Dict metadata = policy->metadata();
-#else
-  (void)a;
-  serve::InferFn infer;
-  Dict metadata;
-  throw Error("pi0 serve: this build has no policy front end (src/policy/policy.h) yet");
-#endif
   serve::ServerOptions opt = a.opt;
+  opt.model_info = {{"checkpoint", a.checkpoint}, {"variant", policy->config().variant()},
+                    {"robot", policy->robot().name}, {"backend", a.backend.empty() ? default_backend_name() : a.backend}};
   opt.handle_signals = true;
   opt.log = !a.quiet;
   serve::Server server(opt, std::move(infer), std::move(metadata));
-  std::printf("listening on %s (GET /healthz for health; Ctrl-C stops after the requests in flight)\n",
+  std::printf("listening on %s (GET /healthz for health, /metrics for Prometheus; Ctrl-C stops after the "
+              "requests in flight)\n",
               server.url().c_str());
   std::fflush(stdout);
   server.run();
