@@ -108,3 +108,22 @@ TEST(Tokenizer, PaligemmaSizedModelMustEncodeNewlineAs108) {
   // The demo tokenizer loads (the check runs on every load and passes other sizes through).
   EXPECT_NO_THROW(PromptTokenizer tok(golden("tokenizer.model")));
 }
+
+// A 1 MiB prompt costs what the token window needs, not a second of SentencePiece: only its start
+// is encoded, and the ids are exactly openpi's (the whole text encoded, then truncated).
+TEST(Tokenizer, HugePromptIsBoundedAndExact) {
+  PromptTokenizer tok(golden("tokenizer.model"));
+  set_log_callback([](LogLevel, const std::string&) {});  // the truncation warning is expected
+  std::string words, one_word;
+  while (words.size() < (1u << 20)) words += "pick up the red cup and put it in the bowl_then ";
+  one_word.assign(1u << 20, 'x');
+  for (const std::string* text : {&words, &one_word})
+    for (int max_len : {22, 60, 600}) {
+      const TokenizedPrompt t = tok.tokenize(*text, max_len);
+      const std::vector<int> full = tok.encode(tok.format(*text, nullptr), true);
+      ASSERT_GT(static_cast<int>(full.size()), max_len);
+      EXPECT_TRUE(t.truncated());
+      EXPECT_EQ(t.ids, std::vector<int>(full.begin(), full.begin() + max_len)) << max_len;
+    }
+  set_log_callback(nullptr);
+}

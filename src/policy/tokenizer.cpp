@@ -114,6 +114,22 @@ std::vector<int> PromptTokenizer::encode(const std::string& text, bool add_bos) 
   return ids;
 }
 
+// A prompt far longer than any token window (1 MiB from a client, say) would cost the worker a
+// second of SentencePiece and hundreds of MB of its buffers, for ids that are cut away. Only the
+// start can reach the window: keep the first `keep` bytes, cut at a space so that the pieces
+// before the cut are exactly those of the whole text (SentencePiece never merges across
+// whitespace). Without a space in the second half of the window, the cut is at a UTF-8 boundary.
+std::string bounded_prompt(std::string cleaned, size_t keep) {
+  if (cleaned.size() <= keep) return cleaned;
+  size_t cut = cleaned.rfind(' ', keep);
+  if (cut == std::string::npos || cut < keep / 2) {
+    cut = keep;
+    while (cut > 0 && (static_cast<unsigned char>(cleaned[cut]) & 0xc0) == 0x80) --cut;  // not inside a character
+  }
+  cleaned.resize(cut);
+  return cleaned;
+}
+
 std::string PromptTokenizer::format(const std::string& prompt, const std::vector<double>* state) const {
   const std::string cleaned = clean_prompt(prompt);
   if (!state) return cleaned;
@@ -127,7 +143,12 @@ TokenizedPrompt PromptTokenizer::tokenize(const std::string& prompt, int max_len
   if (max_len <= 0)
     throw Error(ErrorInfo{.message = "token length must be positive", .field = "max_token_len", .expected = "> 0",
                  .got = std::to_string(max_len)});
-  std::vector<int> ids = encode(format(prompt, state), true);
+  // Text past what can reach the window is not encoded (bounded_prompt); if the kept start gives
+  // too few ids to fill the window after all (pieces over 16 bytes on average), the whole text is.
+  const std::string cleaned = clean_prompt(prompt);  // format() cleans again: a no-op
+  const size_t keep = std::max<size_t>(8192, 16 * static_cast<size_t>(max_len));
+  std::vector<int> ids = encode(format(bounded_prompt(cleaned, keep), state), true);
+  if (cleaned.size() > keep && static_cast<int>(ids.size()) <= max_len) ids = encode(format(cleaned, state), true);
   if (!state) {
     const std::vector<int> nl = encode("\n", false);  // "start of answer", encoded on its own
     ids.insert(ids.end(), nl.begin(), nl.end());

@@ -16,7 +16,8 @@ namespace pi0 {
 struct TokenizedPrompt {
   std::vector<int32_t> ids;   // max_len ids, 0-padded
   std::vector<uint8_t> mask;  // 1 = real token
-  int untruncated_len = 0;    // ids before padding / truncation
+  int untruncated_len = 0;    // ids before padding / truncation (for a prompt over 8 KiB and 16 bytes per
+                              // window token, of the start that was encoded: still > the window)
   bool truncated() const { return untruncated_len > static_cast<int>(ids.size()); }
 };
 
