@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "backend/ops.h"
-#include "model/replay.h"
+#include "core/compare.h"
 
 using namespace pi0;
 

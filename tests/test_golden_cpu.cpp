@@ -1,5 +1,5 @@
 // Every golden case through the fast cpu backend (bf16 weights and activations) at the bf16
-// tolerance of the golden README §6.
+// tolerance of the tests/data/golden/README.md, Tolerances.
 #include "golden_util.h"
 
 using namespace pi0;

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "pi0/error.h"
+#include "pi0/log.h"
 #include "policy/image.h"
 #include "policy/normalize.h"
 #include "policy/tokenizer.h"
@@ -111,6 +112,8 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   const ModelConfig& c = m.model->config();
   m.robot = resolve_robot(opt.robot, c.pi05);
   m.format = decide_prompt_format(c, m.robot, opt.discrete_state_input, (fs::path(dir) / "config.json").string());
+  // A converted checkpoint does not say its prompt format: say which one is used and why.
+  log_message(LogLevel::Info, "pi0: prompt format: " + m.format.describe());
   m.tokenizer = std::make_unique<PromptTokenizer>(tok_path);
   m.stats = load_norm_stats(resolve_norm_stats(dir, opt.norm_stats_path, m.robot));
   m.mode = norm_mode_for(c.pi05);

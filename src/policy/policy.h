@@ -1,5 +1,5 @@
 // A loaded policy: checkpoint + robot config + tokenizer + norm stats, running openpi's whole
-// input pipeline, the model and the output pipeline (SPEC §6.1) on one observation dict.
+// input pipeline, the model and the output pipeline (docs/model.md §6.1) on one observation dict.
 // This is what `pi0 infer` and the server call.
 #pragma once
 #include <cstdint>
@@ -56,7 +56,7 @@ class Policy {
   PreparedObservation prepare(const Dict& obs) const;
   const ModelConfig& config() const;
   const RobotConfig& robot() const;
-  // Which prompt format prepare() uses and where that was decided (the CLI prints it at load).
+  // Which prompt format prepare() uses and where that was decided (also logged at load).
   const PromptFormat& prompt_format() const;
   const std::string& norm_stats_path() const;
   const std::string& tokenizer_path() const;

@@ -15,6 +15,7 @@ HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerContext> ct
 HttpSession::~HttpSession() { ctx_->http_sessions--; }
 
 void HttpSession::run() {
+  ctx_->add_http_session(shared_from_this());
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
     self->parser_.emplace();
     self->parser_->header_limit(16 * 1024);
@@ -25,7 +26,17 @@ void HttpSession::run() {
   });
 }
 
+void HttpSession::drain() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->handed_over_) return;
+    beast::error_code ignored;
+    self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    self->stream_.socket().close(ignored);
+  });
+}
+
 void HttpSession::on_read(beast::error_code ec, size_t) {
+  if (ec && ctx_->draining) return;  // closed by drain(): nothing to report
   if (ec) {
     if (ec == beast::error::timeout)  // a half-open or stalled connection: say which limit closed it
       ctx_->log("connection from " + peer_ + " closed: no complete HTTP request within " +
@@ -34,6 +45,7 @@ void HttpSession::on_read(beast::error_code ec, size_t) {
       ctx_->log("HTTP request from " + peer_ + " failed: " + ec.message());
     return;
   }
+  handed_over_ = true;
   http::request<http::string_body> req = parser_->release();
   if (req.target() == "/healthz") return respond(http::status::ok, "OK\n");
   if (!websocket::is_upgrade(req))

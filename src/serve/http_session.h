@@ -16,6 +16,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   HttpSession(tcp::socket&& socket, std::shared_ptr<ServerContext> ctx);
   ~HttpSession();
   void run();
+  // Shutdown: a connection still waiting for its HTTP request is closed now (thread-safe).
+  void drain();
 
  private:
   void on_read(beast::error_code ec, size_t);
@@ -26,6 +28,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::string peer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  bool handed_over_ = false;  // the socket now belongs to a WsSession (or a response is being sent)
 };
 
 }  // namespace pi0::serve

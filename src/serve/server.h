@@ -1,4 +1,4 @@
-// The policy server: openpi's WebSocket protocol (SPEC §7) on one port, with GET /healthz beside
+// The policy server: openpi's WebSocket protocol (docs/model.md §7) on one port, with GET /healthz beside
 // it. Network I/O runs on a small Asio thread pool; inference runs on WorkQueue workers, so a
 // slow or vanished client blocks nobody and the model is never called from a network thread.
 #pragma once
@@ -53,6 +53,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   uint16_t port() const;
+  // Where clients connect: "ws://127.0.0.1:8000", "ws://[::1]:8000" (IPv6 in brackets).
+  std::string url() const;
   // Serves until shutdown() (or a signal, with handle_signals) and every connection has closed.
   void run();
   // Thread-safe and signal-free: stop accepting, let the requests in flight finish and be

@@ -43,7 +43,7 @@ void WsSession::on_accept(beast::error_code ec) {
   }
   accepted_ = true;
   ctx_->log("connection " + std::to_string(id_) + " from " + peer_ + " open");
-  // SPEC §7: the metadata is the first frame. The cycle timer starts once it is out, as openpi's
+  // docs/model.md §7: the metadata is the first frame. The cycle timer starts once it is out, as openpi's
   // loop starts after its metadata send.
   send(Out{true, ctx_->metadata_frame, false});
   cycle_start_ = Clock::now();
@@ -54,7 +54,8 @@ void WsSession::on_accept(beast::error_code ec) {
 void WsSession::drain() {
   net::post(ws_.get_executor(), [self = shared_from_this()] {
     if (!self->accepted_ || self->gone_ || self->closing_) return;
-    self->ahead_.clear();
+    // Requests already received (in flight, or pipelined behind it) are answered first; the
+    // connection closes (1001) after the last reply.
     if (!self->in_flight_) self->fail(websocket::close_code::going_away, "");
   });
 }
@@ -152,7 +153,7 @@ void WsSession::on_reply_sent() {
   cycle_start_ = now;
   in_flight_ = false;
   if (closing_) return;
-  if (ctx_->draining) return fail(websocket::close_code::going_away, "");
+  if (ctx_->draining && ahead_.empty()) return fail(websocket::close_code::going_away, "");
   if (!ahead_.empty()) {
     std::string next = std::move(ahead_.front());
     ahead_.pop_front();

@@ -252,6 +252,28 @@ class Flood(unittest.TestCase):
             self.assertLess(hwm - rss0, FLOOD_HWM_BOUND * memory_factor(pid))
 
 
+class LogInjection(unittest.TestCase):
+    def test_client_text_is_escaped_in_the_log(self):
+        """Request keys are quoted in the server's error log line: a key holding a newline and a
+        terminal escape must neither start a line of its own nor reach the operator's console."""
+        evil = "\x1b[2J\nFORGED: admin logged in\x9b"
+        with ServerProcess() as srv:
+            async def go():
+                c = await Client().connect(srv.url)
+                obs = make_obs(1)
+                del obs["observation/state"]
+                obs[evil] = np.zeros(2, np.float32)
+                with self.assertRaises(ServerError):
+                    await c.infer(obs)
+                await c.close()
+            run(go())
+            wait_for_log(srv, "FORGED")
+            log = srv.stderr()
+            self.assertNotIn("\x1b", log)
+            self.assertNotIn("\nFORGED", log)
+            self.assertIn("\\x1b[2J\\nFORGED", log)
+
+
 def main():
     # AddressSanitizer keeps freed memory in a quarantine (256 MB by default), which would count as
     # growth here; a small one keeps the memory bounds meaningful in the sanitizer runs too.

@@ -32,7 +32,7 @@ CHECKPOINT = None
 def make_checkpoint(workdir):
     """tiny-pi05 with config.json as openpi's JAX->PyTorch conversion writes it: no discrete_state_input."""
     ck = os.path.join(workdir, "tiny_pi05_unstated")
-    subprocess.run([PI0, "make-checkpoint", "--preset", "tiny-pi05", "--seed", "3", "--out", ck],
+    subprocess.run([PI0, "make-checkpoint", "--preset", "tiny-pi05", "--seed", "3", "--out", ck, "--force"],
                    check=True, stdout=subprocess.DEVNULL, timeout=120)
     path = os.path.join(ck, "config.json")
     with open(path) as f:

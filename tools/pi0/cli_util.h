@@ -3,14 +3,13 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cerrno>
-#include <cstdio>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "pi0/error.h"
-#include "policy/robots.h"
 
 namespace pi0::cli {
 
@@ -26,7 +25,9 @@ inline std::vector<double> parse_number_list(const std::string& text, const std:
     char* end = nullptr;
     errno = 0;
     const double v = std::strtod(item.c_str(), &end);
-    if (item.empty() || end == item.c_str() || *end != '\0' || errno == ERANGE)
+    // ERANGE on underflow (1e-320) still gives the nearest value: only overflow is an error.
+    const bool overflow = errno == ERANGE && std::fabs(v) == HUGE_VAL;
+    if (item.empty() || end == item.c_str() || *end != '\0' || overflow)
       throw Error(ErrorInfo{.message = "not a number in a comma-separated list", .field = what,
                    .expected = "v1,v2,...", .got = "'" + item + "' in '" + text + "'"});
     out.push_back(v);
@@ -55,11 +56,6 @@ inline void add_discrete_state_input_option(CLI::App* cmd, std::optional<bool>& 
                   "as pi0 sees it). Default: config.json's discrete_state_input, else the robot's openpi train "
                   "config (libero: false, as pi05_libero; droid, aloha: true), else true")
       ->check(CLI::IsMember({"true", "false"}));
-}
-
-// The line printed at load: which prompt format the policy uses and what decided it.
-inline void print_prompt_format(const PromptFormat& f) {
-  std::fprintf(stderr, "pi0: prompt format: %s\n", f.describe().c_str());
 }
 
 }  // namespace pi0::cli

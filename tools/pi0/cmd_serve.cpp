@@ -1,5 +1,5 @@
 // pi0 serve --checkpoint DIR --robot NAME [--port 8000] [--host 0.0.0.0] ...: serve a policy to
-// openpi robot clients (openpi's serve_policy.py protocol, SPEC §7) on one port, with
+// openpi robot clients (openpi's serve_policy.py protocol, docs/model.md §7) on one port, with
 // GET /healthz beside the WebSocket endpoint. SIGINT/SIGTERM finish the requests in flight first.
 #include <cstdio>
 #include <memory>
@@ -39,7 +39,6 @@ void run(const ServeArgs& a) {
   po.backend = a.backend;
   po.discrete_state_input = a.discrete_state_input;
   std::shared_ptr<const Policy> policy = Policy::load(a.checkpoint, po);
-  print_prompt_format(policy->prompt_format());
   serve::InferFn infer = [policy](const Dict& obs) { return policy->infer(obs); };
   Dict metadata = policy->metadata();
 #else
@@ -52,8 +51,8 @@ void run(const ServeArgs& a) {
   opt.handle_signals = true;
   opt.log = !a.quiet;
   serve::Server server(opt, std::move(infer), std::move(metadata));
-  std::printf("listening on ws://%s:%u (GET /healthz for health; Ctrl-C stops after the requests in flight)\n",
-              opt.host.c_str(), unsigned(server.port()));
+  std::printf("listening on %s (GET /healthz for health; Ctrl-C stops after the requests in flight)\n",
+              server.url().c_str());
   std::fflush(stdout);
   server.run();
   std::fprintf(stderr, "pi0 serve: stopped\n");

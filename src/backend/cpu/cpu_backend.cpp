@@ -12,6 +12,7 @@
 #include "backend/cpu/gemm_avx512bf16.h"
 #include "backend/cpu/kernels.h"
 #include "pi0/error.h"
+#include "pi0/log.h"
 #include "pi0/threads.h"
 
 namespace pi0 {
@@ -97,7 +98,7 @@ class CpuBackend : public Backend {
  public:
   CpuBackend() : bf16_(cpu::dnnl_bf16_supported()) {
     if (!bf16_)
-      std::fprintf(stderr, "pi0: no bf16 matmul path (this CPU, or PI0_CPU_ISA=avx2); the cpu backend runs in fp32\n");
+      log_message(LogLevel::Warning, "no bf16 matmul path (this CPU, or PI0_CPU_ISA=avx2); the cpu backend runs in fp32");
   }
   std::string name() const override { return "cpu"; }
 
@@ -106,7 +107,9 @@ class CpuBackend : public Backend {
     r->out = w.dim(0);
     r->in = w.numel() / r->out;
     const DType want = bf16_ ? DType::BF16 : DType::F32;
-    r->w = (w.dtype() == want ? w : w.to(want)).reshaped({r->out, r->in});
+    // An owned copy either way: after load nothing reads the checkpoint's map (a file rewritten
+    // under a running server must not change its weights, nor a truncated one crash it).
+    r->w = (w.dtype() == want ? w.owned() : w.to(want)).reshaped({r->out, r->in});
     r->tiny = bf16_ && cpu::has_avx512_bf16() && rows_hint > 0 && rows_hint * r->out * r->in <= kTinyMacs &&
               r->out * r->in <= kTinyWeights;
     // Every other layer is reordered once into oneDNN's blocked layout for its typical row count
