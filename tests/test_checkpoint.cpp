@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "golden_dir.h"
 #include "model/checkpoint.h"
@@ -215,4 +217,35 @@ TEST(Config, OpenpiAndLeRobotConfigsUseTheNamedVariants) {
   l.validate();
   EXPECT_THROW(parse_config_json(R"({"paligemma_variant": "gemma_7b"})", "x.json"), Error);
   EXPECT_THROW(parse_config_json(R"({"paligemma_variant": "custom"})", "x.json"), Error);
+}
+
+// openpi's conversion writes no discrete_state_input: the parsed config must keep "not stated"
+// apart from false, so that the robot can decide at load (decide_prompt_format).
+TEST(Config, DiscreteStateInputIsUnsetUnlessStated) {
+  const std::string openpi = R"({"action_dim": 32, "action_horizon": 10, "paligemma_variant": "gemma_2b",
+      "action_expert_variant": "gemma_300m", "precision": "bfloat16")";
+  EXPECT_FALSE(parse_config_json(openpi + "}", "c.json").discrete_state_input.has_value());
+  EXPECT_EQ(parse_config_json(openpi + R"(, "pi05": true, "discrete_state_input": false})", "c.json").discrete_state_input,
+            std::optional<bool>(false));
+  // LeRobot's π0.5 processor always puts the state in the prompt; its π0 says nothing.
+  EXPECT_EQ(parse_config_json(R"({"type": "pi05"})", "l.json").discrete_state_input, std::optional<bool>(true));
+  EXPECT_FALSE(parse_config_json(R"({"type": "pi0"})", "l.json").discrete_state_input.has_value());
+
+  // With `architecture`: either place states it; unstated survives a write and a read.
+  std::ifstream in(golden("tiny_pi05/config.json"));
+  nlohmann::json j = nlohmann::json::parse(in);
+  j.erase("discrete_state_input");
+  j["architecture"].erase("discrete_state_input");
+  ModelConfig c = parse_config_json(j.dump(), "a.json");
+  EXPECT_FALSE(c.discrete_state_input.has_value());
+  EXPECT_FALSE(parse_config_json(config_to_json(c), "a.json").discrete_state_input.has_value());
+  j["discrete_state_input"] = false;
+  EXPECT_EQ(parse_config_json(j.dump(), "a.json").discrete_state_input, std::optional<bool>(false));
+  j["architecture"]["discrete_state_input"] = true;
+  try {
+    parse_config_json(j.dump(), "a.json");
+    ADD_FAILURE() << "top level and architecture disagree: expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("field 'discrete_state_input'"), std::string::npos) << e.what();
+  }
 }

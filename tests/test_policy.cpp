@@ -13,7 +13,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "model/random_checkpoint.h"
@@ -66,6 +68,75 @@ using pi0::test::CliRun;
 CliRun run(const std::string& args) { return pi0::test::run_cli(args); }
 
 PolicyOptions opts(const std::string& robot) { return {.robot = robot, .backend = "reference"}; }
+
+Dict droid_obs() {
+  Dict o;
+  o["observation/exterior_image_1_left"] = Value(u8_image(50, 50, 3));
+  o["observation/wrist_image_left"] = Value(u8_image(50, 50, 4));
+  o["observation/joint_position"] = Value(f64({0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}));
+  o["observation/gripper_position"] = Value(f64({0.9}));
+  o["prompt"] = Value("open_the drawer");
+  return o;
+}
+
+Dict aloha_obs() {
+  Dict o;
+  o["images"] = Value(Dict{{"cam_high", Value(Tensor::zeros(DType::U8, {3, 48, 64}))}});
+  o["state"] = Value(f64(std::vector<double>(14, 0.3)));
+  o["prompt"] = Value("fold the towel");
+  return o;
+}
+
+Dict obs_for(const std::string& robot) {
+  return robot == "libero" ? libero_obs() : robot == "droid" ? droid_obs() : aloha_obs();
+}
+
+// The tiny π0.5 bundle as openpi's JAX->PyTorch conversion leaves a checkpoint: config.json
+// without discrete_state_input (neither at the top nor in `architecture`); or stating `stated`.
+std::string pi05_bundle_stating(std::optional<bool> stated) {
+  const std::string name = !stated ? "pi05-unstated" : *stated ? "pi05-stated-true" : "pi05-stated-false";
+  static std::map<std::string, std::string> dirs;
+  if (auto it = dirs.find(name); it != dirs.end()) return it->second;
+  const std::string src = bundle("tiny-pi05");
+  const std::string dir = test::temp_dir(name);
+  fs::copy(src, dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  std::ifstream in(src + "/config.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_TRUE(j.contains("discrete_state_input") && j["architecture"].contains("discrete_state_input"));
+  j.erase("discrete_state_input");
+  j["architecture"].erase("discrete_state_input");
+  if (stated) j["discrete_state_input"] = *stated;
+  std::ofstream(dir + "/config.json") << j.dump(2);
+  return dirs[name] = dir;
+}
+
+// The prompt text the model receives: the pieces of the real (masked-in) tokens, joined.
+std::string prompt_seen(const std::string& dir, const PreparedObservation& prep) {
+  PromptTokenizer tok(dir + "/tokenizer.model");
+  std::string text;
+  for (int64_t i = 0; i < prep.inputs.tokens.numel(); ++i)
+    if (prep.inputs.token_mask.data<uint8_t>()[i]) text += tok.piece(prep.inputs.tokens.data<int32_t>()[i]);
+  return text;
+}
+
+// Whether the tokens `p` gives the model for `robot`'s observation carry the state. Without it
+// they must be exactly the π0-format prompt; with it, openpi's "Task: ..., State: ...;" text.
+bool state_in_tokens(const Policy& p, const std::string& dir, const std::string& robot) {
+  const Dict o = obs_for(robot);
+  const PreparedObservation prep = p.prepare(o);
+  const std::string text = prompt_seen(dir, prep);
+  const bool has_state = text.find("State:") != std::string::npos;
+  if (!has_state) {
+    const TokenizedPrompt plain = PromptTokenizer(dir + "/tokenizer.model")
+                                      .tokenize(*o.at("prompt").get_if<std::string>(), p.config().max_token_len);
+    for (int i = 0; i < p.config().max_token_len; ++i)
+      EXPECT_EQ(prep.inputs.tokens.data<int32_t>()[i], plain.ids[i]) << robot << " token " << i << ": " << text;
+  } else {
+    EXPECT_NE(text.find("Task:"), std::string::npos) << robot << ": " << text;
+    EXPECT_NE(text.find("Action:"), std::string::npos) << robot << ": " << text;
+  }
+  return has_state;
+}
 
 }  // namespace
 
@@ -131,12 +202,7 @@ TEST(Policy, LiberoPi0PrepareIsOpenpisInputPipeline) {
 TEST(Policy, Pi05PutsTheQuantileStateIntoThePrompt) {
   const std::string dir = bundle("tiny-pi05");
   auto p = Policy::load(dir, opts("droid"));
-  Dict o;
-  o["observation/exterior_image_1_left"] = Value(u8_image(50, 50, 3));
-  o["observation/wrist_image_left"] = Value(u8_image(50, 50, 4));
-  o["observation/joint_position"] = Value(f64({0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}));
-  o["observation/gripper_position"] = Value(f64({0.9}));
-  o["prompt"] = Value("open_the drawer");
+  const Dict o = droid_obs();
   PreparedObservation prep = p->prepare(o);
   const NormStats s = load_norm_stats(dir + "/assets/droid/norm_stats.json").at("state");
   std::vector<double> q;
@@ -148,6 +214,106 @@ TEST(Policy, Pi05PutsTheQuantileStateIntoThePrompt) {
   for (int i = 0; i < p->config().max_token_len; ++i) ASSERT_EQ(prep.inputs.tokens.data<int32_t>()[i], tp.ids[i]) << i;
   const Dict r = p->infer(o, {.seed = 5});
   EXPECT_EQ(r.at("actions").get_if<Tensor>()->shape(), (Shape{p->config().action_horizon, 8}));
+}
+
+// openpi's converted checkpoints do not say whether the π0.5 prompt carries the state; its train
+// configs do (pi05_libero: no; pi05_droid, pi05_aloha: yes), and so does the robot preset here.
+TEST(PromptFormat, UnstatedConfigFollowsTheRobotsTrainConfig) {
+  const std::string dir = pi05_bundle_stating(std::nullopt);
+  struct Case { const char* robot; bool state; const char* train_config; };
+  for (const Case& k : {Case{"libero", false, "pi05_libero"}, Case{"droid", true, "pi05_droid"},
+                        Case{"aloha", true, "pi05_aloha"}}) {
+    auto p = Policy::load(dir, opts(k.robot));
+    EXPECT_FALSE(p->config().discrete_state_input.has_value());
+    EXPECT_EQ(state_in_tokens(*p, dir, k.robot), k.state) << k.robot;
+    EXPECT_EQ(p->prompt_format().state_in_prompt, k.state) << k.robot;
+    const std::string line = p->prompt_format().describe();
+    EXPECT_NE(line.find(std::string("robot preset ") + k.robot + " (openpi's " + k.train_config + ")"), std::string::npos)
+        << line;
+    EXPECT_NE(line.find(k.state ? "with the state in the prompt" : "without the state"), std::string::npos) << line;
+  }
+  // openpi has no π0.5 ALOHA-sim config: Pi0Config's default (state in the prompt), said as such.
+  auto sim = Policy::load(dir, opts("aloha_sim"));
+  EXPECT_TRUE(sim->prompt_format().state_in_prompt);
+  EXPECT_NE(sim->prompt_format().describe().find("openpi's default for pi0.5"), std::string::npos)
+      << sim->prompt_format().describe();
+}
+
+TEST(PromptFormat, ConfigJsonOverRobotAndTheFlagOverBoth) {
+  // config.json says it: it wins over the preset, and the load line names what it overrides.
+  auto stated = Policy::load(pi05_bundle_stating(true), opts("libero"));
+  EXPECT_TRUE(state_in_tokens(*stated, pi05_bundle_stating(true), "libero"));
+  std::string line = stated->prompt_format().describe();
+  EXPECT_NE(line.find(pi05_bundle_stating(true) + "/config.json"), std::string::npos) << line;
+  EXPECT_NE(line.find("overrides robot preset libero (openpi's pi05_libero), which would leave the state out"),
+            std::string::npos) << line;
+  auto stated_false = Policy::load(pi05_bundle_stating(false), opts("droid"));
+  EXPECT_FALSE(state_in_tokens(*stated_false, pi05_bundle_stating(false), "droid"));
+  // --discrete-state-input over both.
+  const std::string dir = pi05_bundle_stating(std::nullopt);
+  for (bool flag : {true, false})
+    for (const char* robot : {"libero", "droid"}) {
+      PolicyOptions o = opts(robot);
+      o.discrete_state_input = flag;
+      auto p = Policy::load(dir, o);
+      EXPECT_EQ(state_in_tokens(*p, dir, robot), flag) << robot << " --discrete-state-input " << flag;
+      line = p->prompt_format().describe();
+      EXPECT_NE(line.find(std::string("from --discrete-state-input ") + (flag ? "true" : "false")), std::string::npos)
+          << line;
+    }
+  PolicyOptions o = opts("droid");
+  o.discrete_state_input = false;
+  auto over_config = Policy::load(pi05_bundle_stating(true), o);
+  EXPECT_FALSE(state_in_tokens(*over_config, pi05_bundle_stating(true), "droid"));
+  // π0 never puts the state in the prompt: asking for it is an error naming the flag.
+  o = opts("libero");
+  o.discrete_state_input = true;
+  const std::string e = error_of([&] { Policy::load(bundle("tiny-pi0"), o); });
+  EXPECT_NE(e.find("--discrete-state-input"), std::string::npos) << e;
+  o.discrete_state_input = false;
+  EXPECT_EQ(Policy::load(bundle("tiny-pi0"), o)->prompt_format().describe().rfind("pi0 (", 0), 0u);
+}
+
+TEST(PromptFormat, CustomRobotJsonSaysIt) {
+  const std::string dir = pi05_bundle_stating(std::nullopt);
+  const auto robot_json = [](const std::string& name, const std::string& extra) {
+    const std::string path = test::temp_file(name + ".json");
+    std::ofstream(path) << R"({"name": ")" << name << R"(", "asset_id": "physical-intelligence/libero",
+        "cameras": [{"model": "base_0_rgb", "key": "observation/image"},
+                    {"model": "left_wrist_0_rgb", "key": "observation/wrist_image"}],
+        "state": [{"key": "observation/state", "size": 8}], "action_dim": 7)" << extra << "}";
+    return path;
+  };
+  // Same keys as LIBERO, so libero_obs() fits; the JSON decides against Pi0Config's default.
+  const std::string off = robot_json("arm_off", R"(, "discrete_state_input": false)");
+  auto p = Policy::load(dir, opts(off));
+  EXPECT_FALSE(state_in_tokens(*p, dir, "libero"));
+  EXPECT_NE(p->prompt_format().describe().find("from robot config " + off), std::string::npos)
+      << p->prompt_format().describe();
+  auto q = Policy::load(dir, opts(robot_json("arm_on", R"(, "discrete_state_input": true)")));
+  EXPECT_TRUE(state_in_tokens(*q, dir, "libero"));
+  const std::string bad = robot_json("arm_bad", R"(, "discrete_state_input": "no")");
+  const std::string e = error_of([&] { Policy::load(dir, opts(bad)); });
+  EXPECT_NE(e.find("discrete_state_input"), std::string::npos) << e;
+  EXPECT_NE(e.find(bad), std::string::npos) << e;
+}
+
+// openpi: InjectDefaultPrompt fills only an absent "prompt"; a present None reaches TokenizePrompt,
+// which raises. So None is an error naming the field, even when a default prompt is set.
+TEST(Policy, NonePromptIsAnErrorNotTheDefault) {
+  auto p = Policy::load(bundle("tiny-pi0"), {.robot = "libero", .default_prompt = "default task", .backend = "reference"});
+  Dict o = libero_obs();
+  o["prompt"] = Value();
+  const std::string e = error_of([&] { p->infer(o, {.seed = 1}); });
+  EXPECT_NE(e.find("field 'prompt'"), std::string::npos) << e;
+  EXPECT_NE(e.find("None"), std::string::npos) << e;
+  o.erase("prompt");
+  EXPECT_EQ(p->prepare(o).prompt, "default task");  // absent: the default, as openpi
+  // aloha_sim's own default prompt ("Transfer cube") does not apply to None either.
+  auto sim = Policy::load(bundle("tiny-pi0"), opts("aloha_sim"));
+  Dict a = aloha_obs();
+  a["prompt"] = Value();
+  EXPECT_NE(error_of([&] { sim->prepare(a); }).find("field 'prompt'"), std::string::npos);
 }
 
 TEST(Policy, InferIsModelThenOpenpisOutputPipeline) {
@@ -205,13 +371,7 @@ TEST(Policy, ConcurrentInferMatchesSerial) {
 TEST(Policy, AlohaMetadataAndWidth) {
   auto p = Policy::load(bundle("tiny-pi0"), opts("aloha"));
   EXPECT_EQ(p->metadata().at("reset_pose").get_if<List>()->size(), 6u);
-  Dict o;
-  Dict images;
-  Tensor chw = Tensor::zeros(DType::U8, {3, 48, 64});
-  images["cam_high"] = Value(chw);
-  o["images"] = Value(images);
-  o["state"] = Value(f64(std::vector<double>(14, 0.3)));
-  o["prompt"] = Value("fold the towel");
+  const Dict o = aloha_obs();
   PreparedObservation prep = p->prepare(o);
   EXPECT_EQ(prep.inputs.image_masks[1].data<uint8_t>()[0], 0);  // missing wrists are masked
   EXPECT_EQ(prep.inputs.image_masks[2].data<uint8_t>()[0], 0);
@@ -326,12 +486,16 @@ TEST(PolicyCli, InferOnTheBundle) {
   const std::string s = std::string(PI0_SOURCE_DIR) + "/assets/samples";
   const std::string base = "infer --backend reference --checkpoint " + dir + " --robot libero --image observation/image=" +
                            s + "/base.png --image wrist_image=" + s + "/wrist.png ";
-  CliRun r = run(base + "--state 0.1,0.2,0.3,0,0,0,0.04,-0.04 --prompt 'pick up the red block' --seed 1 --json");
-  ASSERT_EQ(r.code, 0) << r.out;
+  // stdout is the JSON alone; the prompt-format line goes to stderr.
+  CliRun r = pi0::test::run_cli(base + "--state 0.1,0.2,0.3,0,0,0,0.04,-0.04 --prompt 'pick up the red block' --seed 1 --json",
+                                true);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("pi0: prompt format: pi0 (the state is a continuous input"), std::string::npos) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["actions"].size(), static_cast<size_t>(model_preset("tiny-pi0").action_horizon));
   EXPECT_EQ(j["actions"][0].size(), 7u);
-  CliRun again = run(base + "--state 0.1,0.2,0.3,0,0,0,0.04,-0.04 --prompt 'pick up the red block' --seed 1 --json");
+  CliRun again = pi0::test::run_cli(
+      base + "--state 0.1,0.2,0.3,0,0,0,0.04,-0.04 --prompt 'pick up the red block' --seed 1 --json", true);
   EXPECT_EQ(nlohmann::json::parse(again.out)["actions"], j["actions"]);
   r = run(base + "--state 0.1,0.2,0.3,0,0,0,0.04,-0.04 --prompt 'pick up'");
   ASSERT_EQ(r.code, 0) << r.out;
@@ -357,4 +521,47 @@ TEST(PolicyCli, InferOnTheBundle) {
           " --image wrist_image=" + s + "/wrist.png --state 0,0,0,0,0,0,0,0 --prompt x");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find(junk), std::string::npos) << r.out;
+}
+
+TEST(PolicyCli, PromptFormatLineAndFlag) {
+  const std::string dir = pi05_bundle_stating(std::nullopt);
+  CliRun r = run("inspect " + dir);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("not stated in config.json"), std::string::npos) << r.out;
+  r = run("inspect " + bundle("tiny-pi05"));
+  EXPECT_NE(r.out.find("state in the prompt, as config.json says"), std::string::npos) << r.out;
+
+  const std::string s = std::string(PI0_SOURCE_DIR) + "/assets/samples";
+  const std::string base = "infer --backend reference --checkpoint " + dir + " --robot libero --image image=" + s +
+                           "/base.png --image wrist_image=" + s + "/wrist.png --state 0.1,0.2,0.3,0,0,0,0.04,-0.04 "
+                           "--prompt 'pick up the red block' --seed 1 --json";
+  CliRun preset = pi0::test::run_cli(base, true);
+  ASSERT_EQ(preset.code, 0) << preset.out << preset.err;
+  EXPECT_NE(preset.err.find("pi0: prompt format: pi0.5 without the state in the prompt (the prompt as pi0 sees it), "
+                            "from robot preset libero (openpi's pi05_libero)"),
+            std::string::npos) << preset.err;
+  CliRun flag = pi0::test::run_cli(base + " --discrete-state-input true", true);
+  ASSERT_EQ(flag.code, 0) << flag.out << flag.err;
+  EXPECT_NE(flag.err.find("from --discrete-state-input true"), std::string::npos) << flag.err;
+  // Same seed, other prompt tokens: the flag reaches the model.
+  EXPECT_NE(nlohmann::json::parse(preset.out)["actions"], nlohmann::json::parse(flag.out)["actions"]);
+  r = run(base + " --discrete-state-input maybe");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--discrete-state-input"), std::string::npos) << r.out;
+
+  // tokenize: pi0.5 without the state is the pi0 text; the flag and --state must agree.
+  const std::string g = std::string(PI0_GOLDEN_DIR);
+  const std::string tok = "tokenize --tokenizer " + g + "/tokenizer.model --prompt 'move the cup' --max-len 16 --json";
+  r = run(tok + " --pi05 --discrete-state-input false");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto off = nlohmann::json::parse(r.out);
+  EXPECT_EQ(off["state_in_prompt"], false);
+  EXPECT_EQ(off["text"], "move the cup\n");
+  EXPECT_EQ(off["ids"], nlohmann::json::parse(run(tok).out)["ids"]);
+  r = run(tok + " --pi05 --discrete-state-input false --state 0,1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--state"), std::string::npos) << r.out;
+  r = run(tok + " --discrete-state-input true");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--pi05"), std::string::npos) << r.out;
 }

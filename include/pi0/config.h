@@ -1,6 +1,7 @@
 // Every dimension of a π0 / π0.5 model (docs/model.md §1, docs/model.md §1). Nothing else in the
 // library hard-codes a size: presets below are the only place real sizes appear.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,11 @@ struct GemmaConfig {  // one tower of the mixture of transformers
 
 struct ModelConfig {
   bool pi05 = false;
-  bool discrete_state_input = false;  // the prompt carries the discretised state (π0.5 default)
+  // Whether a π0.5 prompt carries the discretised state, as config.json states it; nullopt when it
+  // does not. openpi's JAX→PyTorch conversion omits the field although its train configs differ
+  // (pi05_libero: false, pi05_droid: true), so the policy settles it from the robot preset that
+  // stands for the train config (decide_prompt_format in policy/robots.h). π0 ignores it, as openpi.
+  std::optional<bool> discrete_state_input;
   int action_dim = 0, action_horizon = 0, max_token_len = 0, num_steps = 10;
   std::vector<std::string> cameras;
   int image_height = 0, image_width = 0, image_channels = 3;

@@ -21,7 +21,6 @@ void settle_config(ModelConfig& cfg, const ConfigHints& hints, const TensorFiles
   const bool has_adarms = stored.shape_of(names::kExpert + "layers.0.input_layernorm.dense.weight") != nullptr;
   if (!hints.pi05_given) {
     cfg.pi05 = has_adarms;
-    cfg.discrete_state_input = cfg.pi05;
     cfg.expert.adarms = cfg.pi05;
     cfg.expert.adarms_cond_dim = cfg.pi05 ? cfg.expert.width : 0;
     if (cfg.max_token_len == 0) cfg.max_token_len = cfg.pi05 ? 200 : 48;

@@ -99,8 +99,8 @@ ModelConfig from_architecture(const json& a, const std::string& src) {
   std::string variant;
   if (opt(a, "variant", variant, P, src) && variant != (c.pi05 ? "pi05" : "pi0"))
     bad_field(src, P + ".variant", "variant contradicts pi05", c.pi05 ? "pi05" : "pi0", variant);
-  c.discrete_state_input = c.pi05;
-  opt(a, "discrete_state_input", c.discrete_state_input, P, src);
+  bool discrete = false;
+  if (opt(a, "discrete_state_input", discrete, P, src)) c.discrete_state_input = discrete;
   c.action_dim = req<int>(a, "action_dim", P, src);
   c.action_horizon = req<int>(a, "action_horizon", P, src);
   c.max_token_len = req<int>(a, "max_token_len", P, src);
@@ -302,7 +302,8 @@ ModelConfig model_preset(const std::string& name) {
              .vocab_size = 512};
     c.expert = {.width = 32, .depth = 2, .num_heads = 4, .num_kv_heads = 1, .head_dim = 16, .mlp_dim = 64};
   }
-  c.pi05 = c.discrete_state_input = pi05;
+  c.pi05 = pi05;
+  c.discrete_state_input = pi05;  // stated in the config.json make-checkpoint writes
   c.expert.adarms = pi05;
   c.expert.adarms_cond_dim = pi05 ? c.expert.width : 0;
   c.projection_dim = c.vlm.width;
@@ -334,6 +335,13 @@ ModelConfig parse_config_json(const std::string& text, const std::string& src, C
       bad_field(src, "action_horizon", "contradicts architecture.action_horizon", std::to_string(c.action_horizon), std::to_string(i));
     if (opt(j, "max_token_len", i, "", src) && i != c.max_token_len)
       bad_field(src, "max_token_len", "contradicts architecture.max_token_len", std::to_string(c.max_token_len), std::to_string(i));
+    // openpi's field sits at the top level; either place states it.
+    if (opt(j, "discrete_state_input", b, "", src)) {
+      if (c.discrete_state_input && *c.discrete_state_input != b)
+        bad_field(src, "discrete_state_input", "contradicts architecture.discrete_state_input",
+                  *c.discrete_state_input ? "true" : "false", b ? "true" : "false");
+      c.discrete_state_input = b;
+    }
   } else {
     // openpi PyTorch (action_dim, action_horizon, *_variant, precision[, pi05, max_token_len])
     // or LeRobot (type, chunk_size, max_action_dim, tokenizer_max_length, num_inference_steps).
@@ -374,8 +382,12 @@ ModelConfig parse_config_json(const std::string& text, const std::string& src, C
     c.max_token_len = c.pi05 ? 200 : 48;
     bool tl = opt(j, lerobot ? "tokenizer_max_length" : "max_token_len", c.max_token_len, "", src);
     if (!tl && !h.pi05_given) c.max_token_len = 0;  // settled once pi05 is known from the tensors
-    c.discrete_state_input = c.pi05;
-    opt(j, "discrete_state_input", c.discrete_state_input, "", src);
+    // openpi's conversion does not write discrete_state_input: left unset, the robot preset decides
+    // at load (decide_prompt_format). LeRobot's π0.5 processor always puts the state in the prompt,
+    // so its `type: pi05` states it.
+    bool discrete = false;
+    if (opt(j, "discrete_state_input", discrete, "", src)) c.discrete_state_input = discrete;
+    else if (lerobot && c.pi05) c.discrete_state_input = true;
     c.expert.adarms = c.pi05;
     c.expert.adarms_cond_dim = c.pi05 ? c.expert.width : 0;
     c.projection_dim = c.vlm.width;
@@ -387,7 +399,8 @@ ModelConfig parse_config_json(const std::string& text, const std::string& src, C
 
 std::string config_to_json(const ModelConfig& c) {
   json a = {
-      {"variant", c.variant()}, {"pi05", c.pi05}, {"discrete_state_input", c.discrete_state_input},
+      {"variant", c.variant()}, {"pi05", c.pi05},
+      {"discrete_state_input", c.discrete_state_input ? json(*c.discrete_state_input) : json(nullptr)},  // null: not stated
       {"action_dim", c.action_dim}, {"action_horizon", c.action_horizon}, {"max_token_len", c.max_token_len},
       {"num_steps", c.num_steps}, {"cameras", c.cameras}, {"image_height", c.image_height},
       {"image_width", c.image_width}, {"image_channels", c.image_channels},
@@ -410,8 +423,8 @@ std::string config_to_json(const ModelConfig& c) {
   const bool full = c.vlm.width == 2048 && c.expert.width == 1024;
   json j = {{"action_dim", c.action_dim}, {"action_horizon", c.action_horizon},
             {"paligemma_variant", full ? "gemma_2b" : "custom"}, {"action_expert_variant", full ? "gemma_300m" : "custom"},
-            {"precision", "float32"}, {"pi05", c.pi05}, {"max_token_len", c.max_token_len},
-            {"discrete_state_input", c.discrete_state_input}, {"architecture", a}};
+            {"precision", "float32"}, {"pi05", c.pi05}, {"max_token_len", c.max_token_len}, {"architecture", a}};
+  if (c.discrete_state_input) j["discrete_state_input"] = *c.discrete_state_input;
   return j.dump(2) + "\n";
 }
 

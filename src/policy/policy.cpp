@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "pi0/error.h"
+#include "pi0/log.h"
 #include "policy/image.h"
 #include "policy/normalize.h"
 #include "policy/tokenizer.h"
@@ -17,6 +18,7 @@ namespace fs = std::filesystem;
 struct Policy::Impl {
   std::unique_ptr<Pi0Model> model;
   RobotConfig robot;
+  PromptFormat format;
   std::unique_ptr<PromptTokenizer> tokenizer;
   NormStatsFile stats;
   NormMode mode = NormMode::ZScore;
@@ -109,6 +111,9 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   m.model = Pi0Model::load(dir, opt.backend.empty() ? default_backend_name() : opt.backend);
   const ModelConfig& c = m.model->config();
   m.robot = resolve_robot(opt.robot, c.pi05);
+  m.format = decide_prompt_format(c, m.robot, opt.discrete_state_input, (fs::path(dir) / "config.json").string());
+  // A converted checkpoint does not say its prompt format: say which one is used and why.
+  log_message(LogLevel::Info, "pi0: prompt format: " + m.format.describe());
   m.tokenizer = std::make_unique<PromptTokenizer>(tok_path);
   m.stats = load_norm_stats(resolve_norm_stats(dir, opt.norm_stats_path, m.robot));
   m.mode = norm_mode_for(c.pi05);
@@ -144,6 +149,7 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
 
 const ModelConfig& Policy::config() const { return impl_->model->config(); }
 const RobotConfig& Policy::robot() const { return impl_->robot; }
+const PromptFormat& Policy::prompt_format() const { return impl_->format; }
 const std::string& Policy::norm_stats_path() const { return impl_->stats.path; }
 const std::string& Policy::tokenizer_path() const { return impl_->tokenizer->path(); }
 Dict Policy::metadata() const { return impl_->robot.metadata; }
@@ -181,7 +187,7 @@ PreparedObservation Policy::prepare(const Dict& obs) const {
     in.image_masks.push_back(std::move(mask));
   }
   // 6. TokenizePrompt: π0.5 with discrete state puts the normalised, unpadded state in the prompt.
-  const bool discrete = c.pi05 && c.discrete_state_input;
+  const bool discrete = m.format.state_in_prompt;
   const TokenizedPrompt tp = m.tokenizer->tokenize(out.prompt, c.max_token_len, discrete ? &state : nullptr);
   out.untruncated_tokens = tp.untruncated_len;
   in.tokens = Tensor::zeros(DType::I32, {1, c.max_token_len});

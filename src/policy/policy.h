@@ -19,6 +19,9 @@ struct PolicyOptions {
   std::string norm_stats_path;  // file or directory; empty: <checkpoint>/assets/<asset_id>/norm_stats.json
   std::string default_prompt;   // used when an observation has no "prompt" (before the robot's default)
   std::string backend;          // empty: the default backend
+  // --discrete-state-input: whether a π0.5 prompt carries the state, over config.json and the
+  // robot (decide_prompt_format in policy/robots.h); nullopt: they decide.
+  std::optional<bool> discrete_state_input;
 };
 
 // Extras beyond openpi's infer(obs), for the CLI and tests.
@@ -53,6 +56,8 @@ class Policy {
   PreparedObservation prepare(const Dict& obs) const;
   const ModelConfig& config() const;
   const RobotConfig& robot() const;
+  // Which prompt format prepare() uses and where that was decided (also logged at load).
+  const PromptFormat& prompt_format() const;
   const std::string& norm_stats_path() const;
   const std::string& tokenizer_path() const;
 

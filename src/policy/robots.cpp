@@ -1,5 +1,6 @@
 #include "policy/robots.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -95,6 +96,12 @@ std::vector<double> numbers(const Value& v, const std::string& key) {
   return out;
 }
 
+// What the openpi train config `name` fixes about the prompt, for this robot preset.
+void train_config(RobotConfig& r, const std::string& name, bool discrete_state_input) {
+  r.discrete_state_input = discrete_state_input;
+  r.discrete_state_input_origin = "robot preset " + r.name + " (openpi's " + name + ")";
+}
+
 Value json_to_value(const json& j) {
   if (j.is_boolean()) return Value(j.get<bool>());
   if (j.is_number_integer()) return Value(j.get<int64_t>());
@@ -133,7 +140,9 @@ RobotConfig builtin_robot(const std::string& name, bool pi05) {
     if (name == "aloha") {
       r.delta_mask = bool_mask({6, -1, 6, -1});  // delta joints, absolute grippers
       r.metadata["reset_pose"] = Value(List{Value(0), Value(-1.5), Value(1.5), Value(0), Value(0), Value(0)});
+      if (pi05) train_config(r, "pi05_aloha", true);  // Pi0Config(pi05=True): its default
     } else {
+      // openpi has only pi0_aloha_sim: a π0.5 model gets Pi0Config's default (decide_prompt_format).
       r.default_prompt = "Transfer cube";
     }
     r.aloha_adapt = true;
@@ -143,12 +152,14 @@ RobotConfig builtin_robot(const std::string& name, bool pi05) {
                  {"left_wrist_0_rgb", "observation/wrist_image_left", true}};
     r.state = {{"observation/joint_position", 7}, {"observation/gripper_position", 1}};
     r.action_dim = 8;  // joint velocities + gripper
+    if (pi05) train_config(r, "pi05_droid", true);  // Pi0Config(action_horizon=15, pi05=True): the default
   } else if (name == "libero") {
     r.asset_id = "physical-intelligence/libero";
     r.cameras = {{"base_0_rgb", "observation/image", true}, {"left_wrist_0_rgb", "observation/wrist_image", true}};
     r.state = {{"observation/state", 8}};
     r.action_dim = 7;
     if (!pi05) r.delta_mask = bool_mask({6, -1});  // pi0_libero: extra_delta_transform=True
+    if (pi05) train_config(r, "pi05_libero", false);  // Pi0Config(pi05=True, ..., discrete_state_input=False)
   } else {
     throw Error(ErrorInfo{.message = "unknown robot", .field = "robot", .expected = join(builtin_robot_names()) + " or a .json file",
                  .got = name});
@@ -170,10 +181,11 @@ RobotConfig parse_robot_json(const std::string& text, const std::string& src) {
   if (!j.is_object()) throw Error(ErrorInfo{.message = "robot config must be a JSON object", .file = src});
   for (auto it = j.begin(); it != j.end(); ++it) {
     static const std::set<std::string> known = {"name", "asset_id", "cameras", "state", "action_dim", "delta_mask",
-                                                "default_prompt", "metadata"};
+                                                "default_prompt", "metadata", "discrete_state_input"};
     if (!known.count(it.key()))
       throw Error(ErrorInfo{.message = "unknown field in robot config", .file = src, .field = it.key(),
-                   .expected = "one of name, asset_id, cameras, state, action_dim, delta_mask, default_prompt, metadata"});
+                   .expected = "one of name, asset_id, cameras, state, action_dim, delta_mask, default_prompt, "
+                               "metadata, discrete_state_input"});
   }
   RobotConfig r;
   if (!j.contains("name") || !j["name"].is_string()) bad("name", "robot config needs a name", "a string");
@@ -221,7 +233,54 @@ RobotConfig parse_robot_json(const std::string& text, const std::string& src) {
     if (!j["metadata"].is_object()) bad("metadata", "metadata must be an object", "{...}");
     r.metadata = std::get<Dict>(json_to_value(j["metadata"]).v);
   }
+  if (j.contains("discrete_state_input")) {
+    if (!j["discrete_state_input"].is_boolean())
+      bad("discrete_state_input", "discrete_state_input must be a boolean (pi0.5: the state in the prompt or not)",
+          "true or false");
+    r.discrete_state_input = j["discrete_state_input"].get<bool>();
+    r.discrete_state_input_origin = "robot config " + src;
+  }
   return r;
+}
+
+std::string PromptFormat::describe() const {
+  std::string s = !pi05 ? "pi0 (the state is a continuous input, not in the prompt)"
+                  : state_in_prompt ? "pi0.5 with the state in the prompt (\"Task: ..., State: ...;\\nAction: \")"
+                                    : "pi0.5 without the state in the prompt (the prompt as pi0 sees it)";
+  if (!source.empty()) s += ", from " + source;
+  if (!note.empty()) s += "; " + note;
+  return s;
+}
+
+PromptFormat decide_prompt_format(const ModelConfig& model, const RobotConfig& robot, std::optional<bool> flag,
+                                  const std::string& config_file) {
+  PromptFormat f;
+  f.pi05 = model.pi05;
+  if (!model.pi05) {
+    // openpi's π0 transforms never pass discrete_state_input to TokenizePrompt.
+    if (flag && *flag)
+      throw Error(ErrorInfo{.message = "a pi0 model takes the state as a continuous input, never in the prompt",
+                   .field = "--discrete-state-input", .expected = "false, or a pi0.5 checkpoint", .got = "true"});
+    return f;
+  }
+  // In order of precedence; the first that says decides, later ones that disagree are named.
+  const std::pair<std::optional<bool>, std::string> said[] = {
+      {flag, flag ? std::string("--discrete-state-input ") + (*flag ? "true" : "false") : ""},
+      {model.discrete_state_input, config_file + " (discrete_state_input)"},
+      {robot.discrete_state_input, robot.discrete_state_input_origin}};
+  const auto first = std::find_if(std::begin(said), std::end(said), [](const auto& s) { return s.first.has_value(); });
+  if (first == std::end(said)) {
+    f.state_in_prompt = true;  // Pi0Config: discrete_state_input defaults to pi05
+    f.source = "openpi's default for pi0.5 (neither " + config_file + " nor robot " + robot.name + " says)";
+    return f;
+  }
+  f.state_in_prompt = *first->first;
+  f.source = first->second;
+  for (auto it = first + 1; it != std::end(said); ++it)
+    if (it->first && *it->first != f.state_in_prompt) f.note += (f.note.empty() ? "" : ", ") + it->second;
+  if (!f.note.empty()) f.note = "overrides " + f.note + ", which would " +
+                                (f.state_in_prompt ? "leave the state out" : "put the state in the prompt");
+  return f;
 }
 
 RobotConfig resolve_robot(const std::string& name_or_path, bool pi05) {
@@ -296,9 +355,13 @@ RobotObservation robot_inputs(const RobotConfig& robot, const Dict& obs) {
     for (int g : kAlohaGrippers) out.state[g] = gripper_to_angular(out.state[g]);
   }
   if (const Value* p = find_key(obs, "prompt")) {
+    // A present None is no prompt at all, not a request for the default: openpi's
+    // InjectDefaultPrompt fills only an absent key, and TokenizePrompt then raises.
+    if (p->is_null())
+      throw Error(ErrorInfo{.message = "prompt is None: leave the key out to get the default prompt", .field = "prompt",
+                   .expected = "str", .got = "None (msgpack nil)"});
     if (const std::string* s = p->get_if<std::string>()) out.prompt = *s;
-    else if (!p->is_null())
-      throw Error(ErrorInfo{.message = "prompt must be a string", .field = "prompt", .expected = "str"});
+    else throw Error(ErrorInfo{.message = "prompt must be a string", .field = "prompt", .expected = "str"});
   }
   return out;
 }

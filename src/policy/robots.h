@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/value.h"
+#include "pi0/config.h"
 #include "policy/image.h"
 
 namespace pi0 {
@@ -37,6 +38,13 @@ struct RobotConfig {
   bool aloha_adapt = false;      // ALOHA adapt_to_pi: joint sign flips and gripper conversions
   std::string default_prompt;    // used when neither the observation nor the server gives one
   Dict metadata;                 // sent to clients on connect (ALOHA: reset_pose)
+  // Whether a π0.5 prompt carries the state, as the openpi train config this robot stands for
+  // fixes it (Pi0Config.discrete_state_input: pi05_libero false, pi05_droid / pi05_aloha true);
+  // nullopt: the robot does not say. Used when config.json does not say either.
+  std::optional<bool> discrete_state_input;
+  // Where discrete_state_input comes from, for the load note: "robot preset libero (openpi's
+  // pi05_libero)" or "robot config FILE".
+  std::string discrete_state_input_origin;
 
   int state_dim() const;
 };
@@ -49,6 +57,22 @@ std::vector<std::string> builtin_robot_names();
 RobotConfig parse_robot_json(const std::string& text, const std::string& source);
 // A built-in name, or a path to a .json file.
 RobotConfig resolve_robot(const std::string& name_or_path, bool pi05);
+
+// The prompt format of a loaded policy (openpi's TokenizePrompt(discrete_state_input)) and where
+// the choice came from, for the one line the CLI prints at load.
+struct PromptFormat {
+  bool pi05 = false;
+  bool state_in_prompt = false;
+  std::string source;  // e.g. "ck/config.json", "robot preset libero (openpi's pi05_libero)"
+  std::string note;    // e.g. "robot droid (openpi's pi05_droid) would put the state in the prompt"
+  std::string describe() const;  // "pi0.5 prompt without the state (...) (from ...)"
+};
+// Decides as openpi does, where its train config fixes what a converted config.json omits:
+// `flag` (--discrete-state-input) over config.json's discrete_state_input over the robot's, else
+// Pi0Config's default (state in the prompt for π0.5). π0 never puts the state in the prompt (it
+// is a continuous input); asking for it with `flag` is an error. `config_file` names config.json.
+PromptFormat decide_prompt_format(const ModelConfig& model, const RobotConfig& robot, std::optional<bool> flag,
+                                  const std::string& config_file);
 
 // The robot's *Inputs transform: the raw (unnormalised) state after the robot's own encoding,
 // the images of the cameras present, and the prompt if the observation carries one.

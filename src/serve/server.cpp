@@ -1,7 +1,9 @@
 // Listener, signals and the shutdown sequence; connections live in http_session / ws_session.
 #include "serve/server.h"
 
+#include <algorithm>
 #include <csignal>
+#include <cstdint>
 #include <thread>
 
 #include "pi0/error.h"
@@ -11,6 +13,17 @@
 #include "serve/ws_session.h"
 
 namespace pi0::serve {
+
+uint64_t request_memory_bound(const ServerOptions& o) {
+  // Saturating: the options come from the command line and may be absurd.
+  constexpr uint64_t kMax = UINT64_MAX;
+  const auto mul = [](uint64_t a, uint64_t b) { return a != 0 && b > kMax / a ? kMax : a * b; };
+  const auto add = [](uint64_t a, uint64_t b) { return b > kMax - a ? kMax : a + b; };
+  const uint64_t per_connection = add(o.max_pipelined, 1);
+  const uint64_t messages = add(add(o.max_queue, mul(2, uint64_t(std::max(0, o.workers)))),
+                                mul(o.max_connections, per_connection));
+  return mul(messages, o.max_message_bytes);
+}
 
 struct Server::Impl {
   std::shared_ptr<ServerContext> ctx;

@@ -18,9 +18,11 @@ namespace pi0::serve {
 struct ServerOptions {
   std::string host = "0.0.0.0";
   uint16_t port = 8000;             // 0: any free port (see Server::port())
-  // Three 224×224×3 uint8 images plus state need ~0.45 MB; 4 MiB leaves room for unresized
-  // cameras and extra keys. Bigger messages are refused with a text frame and close code 1009.
-  size_t max_message_bytes = size_t(4) << 20;
+  // What real robots send unresized: ALOHA's four 720×1280×3 uint8 cameras are 11 MB, and depth
+  // or more HD cameras add to that (openpi's server has no limit at all). Bigger messages are
+  // refused with a text frame and close code 1009. Each message held costs its size: see
+  // request_memory_bound().
+  size_t max_message_bytes = size_t(64) << 20;
   size_t max_queue = 32;            // requests waiting for the model; beyond: refused (1013)
   int workers = 1;                  // concurrent policy calls (the model already uses every core)
   int io_threads = 1;               // network threads
@@ -41,6 +43,12 @@ struct ServerOptions {
   std::map<std::string, std::string> model_info;  // labels of pi0_model_info on GET /metrics
   DecodeLimits limits;
 };
+
+// The most request bytes the server can hold at once with these options: messages waiting in the
+// queue (max_queue), each worker's message and its decoded observation (2 × workers), and on
+// every connection the messages sent ahead of their reply plus the one being read
+// (max_connections × (max_pipelined + 1)), each up to max_message_bytes.
+uint64_t request_memory_bound(const ServerOptions& o);
 
 class Server {
  public:

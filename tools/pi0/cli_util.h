@@ -1,8 +1,11 @@
-// Small parsing helpers shared by the policy subcommands (tokenize, preprocess, infer).
+// Small parsing helpers and options shared by the policy subcommands (tokenize, preprocess,
+// infer, serve).
 #pragma once
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +46,16 @@ inline void parse_size(const std::string& text, int* h, int* w) {
                  .got = text});
   *h = static_cast<int>(v[0]);
   *w = static_cast<int>(v[1]);
+}
+
+// --discrete-state-input true|false (infer, serve, tokenize): openpi's Pi0Config field, which its
+// JAX->PyTorch conversion leaves out of config.json; the flag wins over config.json and the robot.
+inline void add_discrete_state_input_option(CLI::App* cmd, std::optional<bool>& out) {
+  cmd->add_option("--discrete-state-input", out,
+                  "pi0.5 only: true puts the discretised state into the prompt, false leaves it out (the prompt "
+                  "as pi0 sees it). Default: config.json's discrete_state_input, else the robot's openpi train "
+                  "config (libero: false, as pi05_libero; droid, aloha: true), else true")
+      ->check(CLI::IsMember({"true", "false"}));
 }
 
 }  // namespace pi0::cli

@@ -44,6 +44,7 @@ struct InferArgs {
   std::vector<std::string> images;
   bool json = false;
   std::optional<uint64_t> seed;
+  std::optional<bool> discrete_state_input;
 };
 
 // --image KEY=FILE flags -> decoded uint8 HWC images under the robot's observation keys.
@@ -137,11 +138,12 @@ void add_infer(CLI::App& app) {
                                                  "(default: <checkpoint>/assets/<asset_id>/norm_stats.json)");
   cmd->add_option("--backend", a->backend, "reference | cpu (default: the fastest available)");
   cmd->add_option("--seed", a->seed, "noise seed (same seed, same actions)");
+  add_discrete_state_input_option(cmd, a->discrete_state_input);
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([a] {
     const auto t0 = std::chrono::steady_clock::now();
     PolicyOptions po{.robot = a->robot, .tokenizer_path = a->tokenizer, .norm_stats_path = a->norm_stats,
-                     .default_prompt = "", .backend = a->backend};
+                     .default_prompt = "", .backend = a->backend, .discrete_state_input = a->discrete_state_input};
     auto policy = Policy::load(a->checkpoint, po);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const Dict obs = observation_from_flags(*a, policy->robot());

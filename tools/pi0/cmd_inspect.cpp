@@ -78,8 +78,14 @@ void run(const std::string& dir, bool as_json) {
     return;
   }
   std::printf("checkpoint   %s%s\n", dir.c_str(), ck.lerobot_prefix ? "  (LeRobot 'model.' key prefix)" : "");
-  std::printf("kind         %s%s\n", c.pi05 ? "pi0.5" : "pi0",
-              c.pi05 ? (c.discrete_state_input ? "  (state in the prompt)" : "  (no state input)") : "");
+  // openpi's conversion leaves discrete_state_input out; then the robot decides at load.
+  const char* prompt = !c.pi05                    ? ""
+                       : !c.discrete_state_input  ? "  (prompt format not stated in config.json: the robot decides at "
+                                                    "load as openpi's train configs do: libero without the state, "
+                                                    "droid/aloha with it)"
+                       : *c.discrete_state_input  ? "  (state in the prompt, as config.json says)"
+                                                  : "  (no state input, as config.json says)";
+  std::printf("kind         %s%s\n", c.pi05 ? "pi0.5" : "pi0", prompt);
   std::printf("vision       SigLIP width %d, depth %d, %d heads x %d, mlp %d, patch %d, %d tokens/image\n",
               c.vision.width, c.vision.depth, c.vision.num_heads, c.vision.head_dim, c.vision.mlp_dim,
               c.vision.patch_size, c.vision.num_patches);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "pi0/error.h"
 #include "policy/policy.h"
@@ -15,6 +16,7 @@ namespace {
 
 struct ServeArgs {
   std::string checkpoint, robot, tokenizer, norm_stats, default_prompt, backend;
+  std::optional<bool> discrete_state_input;
   bool quiet = false;
   serve::ServerOptions opt;
 };
@@ -26,6 +28,7 @@ void run(const ServeArgs& a) {
   po.norm_stats_path = a.norm_stats;
   po.default_prompt = a.default_prompt;
   po.backend = a.backend;
+  po.discrete_state_input = a.discrete_state_input;
   std::shared_ptr<const Policy> policy = Policy::load(a.checkpoint, po);
   serve::InferFn infer = [policy](const Dict& obs) { return policy->infer(obs); };
   Dict metadata = policy->metadata();
@@ -43,6 +46,26 @@ void run(const ServeArgs& a) {
   std::fprintf(stderr, "pi0 serve: stopped\n");
 }
 
+std::string gib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", double(bytes) / double(uint64_t(1) << 30));
+  return buf;
+}
+
+// The memory a message limit allows, worked out for the default options, so that whoever raises
+// the limit sees what it costs.
+std::string max_message_help(const serve::ServerOptions& o) {
+  serve::ServerOptions queue_only = o;
+  queue_only.workers = 0;
+  queue_only.max_connections = 0;
+  return "largest request accepted; larger ones are refused with close code 1009 (four 720x1280 RGB cameras are "
+         "11 MB). Every message held costs its size: the queue holds up to --max-queue of them (" +
+         gib(serve::request_memory_bound(queue_only)) + " at the defaults); with each worker's message and "
+         "decoded copy and each connection's --max-pipelined + 1 read ahead, the bound is "
+         "max-message-bytes x (max-queue + 2 x workers + max-connections x (max-pipelined + 1)) = " +
+         gib(serve::request_memory_bound(o)) + " at the defaults";
+}
+
 }  // namespace
 
 void add_serve(CLI::App& app) {
@@ -55,9 +78,10 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer model (default: the checkpoint's)");
   cmd->add_option("--norm-stats", a->norm_stats, "norm_stats.json (default: the checkpoint's assets)");
   cmd->add_option("--backend", a->backend, "compute backend (default: the fastest available)");
+  add_discrete_state_input_option(cmd, a->discrete_state_input);
   cmd->add_option("--host", o.host, "address to bind")->capture_default_str();
   cmd->add_option("--port", o.port, "TCP port (0: any free port, printed at start)")->capture_default_str();
-  cmd->add_option("--max-message-bytes", o.max_message_bytes, "largest request accepted; larger ones are refused with close code 1009")
+  cmd->add_option("--max-message-bytes", o.max_message_bytes, max_message_help(o))
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--max-queue", o.max_queue, "requests that may wait for the model; beyond, refused with close code 1013")
       ->capture_default_str()->check(CLI::PositiveNumber);

@@ -11,23 +11,37 @@ namespace pi0::cli {
 
 void add_tokenize(CLI::App& app) {
   auto* cmd = app.add_subcommand("tokenize", "Tokenize a prompt in openpi's pi0 / pi0.5 format (ids + mask)");
-  struct Args { std::string tokenizer, prompt, state; bool pi05 = false, json = false; int max_len = 0; };
+  struct Args {
+    std::string tokenizer, prompt, state;
+    bool pi05 = false, json = false;
+    int max_len = 0;
+    std::optional<bool> discrete_state_input;
+  };
   auto a = std::make_shared<Args>();
   cmd->add_option("--tokenizer", a->tokenizer, "SentencePiece model file (PaliGemma tokenizer.model)")->required();
   cmd->add_option("--prompt", a->prompt, "the task prompt")->required();
   cmd->add_option("--state", a->state, "normalised robot state v1,v2,... (pi0.5 format: discretised into the prompt)");
   cmd->add_flag("--pi05", a->pi05, "pi0.5 format with the discretised state (needs --state)");
+  add_discrete_state_input_option(cmd, a->discrete_state_input);
   cmd->add_option("--max-len", a->max_len, "token length (default: 48 pi0, 200 pi0.5)")->check(CLI::Range(1, 1 << 20));
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([a] {
     PromptTokenizer tok(a->tokenizer);
     std::vector<double> state = parse_number_list(a->state, "--state");
-    if (a->pi05 && a->state.empty())
+    if (a->discrete_state_input && *a->discrete_state_input && !a->pi05)
+      throw Error(ErrorInfo{.message = "only pi0.5 puts the state into the prompt: add --pi05",
+                   .field = "--discrete-state-input", .expected = "false without --pi05", .got = "true"});
+    // π0.5 without discrete state input tokenizes as π0 does (openpi: TokenizePrompt gets no state).
+    const bool with_state = a->pi05 && a->discrete_state_input.value_or(true);
+    if (with_state && a->state.empty())
       throw Error(ErrorInfo{.message = "the pi0.5 format puts the state into the prompt: pass --state", .field = "--state"});
-    if (!a->pi05 && !a->state.empty())
-      throw Error(ErrorInfo{.message = "--state is only used by the pi0.5 format: add --pi05", .field = "--state"});
+    if (!with_state && !a->state.empty())
+      throw Error(ErrorInfo{.message = a->pi05 ? "--state is not used when the state is left out of the prompt "
+                                                 "(--discrete-state-input false)"
+                                               : "--state is only used by the pi0.5 format: add --pi05",
+                   .field = "--state"});
     const int max_len = a->max_len > 0 ? a->max_len : (a->pi05 ? 200 : 48);
-    const std::vector<double>* sp = a->pi05 ? &state : nullptr;
+    const std::vector<double>* sp = with_state ? &state : nullptr;
     const TokenizedPrompt t = tok.tokenize(a->prompt, max_len, sp);
     const std::string text = tok.format(a->prompt, sp);
     std::vector<std::string> pieces;
@@ -35,7 +49,8 @@ void add_tokenize(CLI::App& app) {
     if (a->json) {
       nlohmann::ordered_json j;
       j["format"] = a->pi05 ? "pi05" : "pi0";
-      j["text"] = text + (a->pi05 ? "" : "\n");
+      j["state_in_prompt"] = with_state;
+      j["text"] = text + (with_state ? "" : "\n");
       j["max_len"] = max_len;
       j["untruncated_len"] = t.untruncated_len;
       j["truncated"] = t.truncated();
@@ -46,7 +61,8 @@ void add_tokenize(CLI::App& app) {
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
-    std::printf("format: %s, %d tokens (%d real%s)\n", a->pi05 ? "pi0.5" : "pi0", max_len,
+    std::printf("format: %s, %d tokens (%d real%s)\n",
+                with_state ? "pi0.5" : a->pi05 ? "pi0.5 without the state (as pi0)" : "pi0", max_len,
                 std::min(t.untruncated_len, max_len), t.truncated() ? ", truncated" : "");
     std::printf("%6s %8s  %s\n", "pos", "id", "piece");
     for (int i = 0; i < max_len; ++i)
