@@ -1,5 +1,6 @@
 #include "policy/policy.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -127,6 +128,15 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   if (r.action_dim > c.action_dim)
     throw Error(ErrorInfo{.message = "robot " + r.name + " needs more action dims than the model predicts", .file = dir,
                  .field = "action_dim", .expected = ">= " + std::to_string(r.action_dim), .got = std::to_string(c.action_dim)});
+  // Every robot camera must feed a camera this model has: one that does not would leave the model
+  // running with that camera masked, ignoring what the robot sees, without a word.
+  for (const RobotCamera& cam : r.cameras)
+    if (std::find(c.cameras.begin(), c.cameras.end(), cam.model_key) == c.cameras.end()) {
+      std::string have;
+      for (const auto& k : c.cameras) have += (have.empty() ? "" : ", ") + k;
+      throw Error(ErrorInfo{.message = "robot " + r.name + " maps '" + cam.obs_key + "' to a camera this model does not have",
+                            .file = dir, .field = "cameras", .expected = "one of " + have, .got = cam.model_key});
+    }
   if (c.image_channels != 3)
     throw Error(ErrorInfo{.message = "model must take RGB images", .file = dir, .field = "image_channels", .expected = "3",
                  .got = std::to_string(c.image_channels)});
@@ -140,6 +150,10 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
     throw Error(ErrorInfo{.message = "norm stats are narrower than robot " + r.name + "'s state", .file = m.stats.path,
                  .field = "state.mean", .expected = ">= " + std::to_string(r.state_dim()) + " values",
                  .got = std::to_string(m.stats.at("state").size())});
+  if (static_cast<int>(m.stats.at("actions").size()) < r.action_dim)
+    throw Error(ErrorInfo{.message = "norm stats are narrower than robot " + r.name + "'s actions", .file = m.stats.path,
+                 .field = "actions.mean", .expected = ">= " + std::to_string(r.action_dim) + " values",
+                 .got = std::to_string(m.stats.at("actions").size())});
   if (m.tokenizer->vocab_size() > c.vlm.vocab_size)
     throw Error(ErrorInfo{.message = "tokenizer has more pieces than the model's vocabulary", .file = tok_path,
                  .field = "vocab_size", .expected = "<= " + std::to_string(c.vlm.vocab_size),
@@ -225,6 +239,14 @@ Dict Policy::infer(const Dict& obs, const InferOptions& o) const {
   unnormalize_rows(state.data(), 1, static_cast<size_t>(A), m.stats.at("state"), m.mode);
   const std::vector<double> robot_actions = robot_outputs(m.robot, actions, H, A, state);
 
+  // The last line of defence: the model checks its own output, but unnormalising with extreme
+  // stats can still overflow. A robot is never sent a non-finite command.
+  for (size_t i = 0; i < robot_actions.size(); ++i)
+    if (!std::isfinite(robot_actions[i]))
+      throw Error(ErrorInfo{.message = "robot actions are not finite after unnormalising (check the norm stats)",
+                            .file = m.stats.path, .field = "actions[" + std::to_string(i / m.robot.action_dim) + "][" +
+                                                          std::to_string(i % m.robot.action_dim) + "]",
+                            .expected = "finite values", .got = std::to_string(robot_actions[i])});
   Tensor out = Tensor::zeros(DType::F64, {H, m.robot.action_dim});
   std::copy(robot_actions.begin(), robot_actions.end(), out.data_mut<double>());
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

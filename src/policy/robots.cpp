@@ -170,7 +170,17 @@ RobotConfig builtin_robot(const std::string& name, bool pi05) {
 RobotConfig parse_robot_json(const std::string& text, const std::string& src) {
   json j;
   try {
-    j = json::parse(text);
+    // A key given twice in one object: JSON parsers keep the last silently, so a robot file edited
+    // by hand could run with the other value than the one its author looked at.
+    std::vector<std::set<std::string>> open_objects;
+    j = json::parse(text, [&](int, json::parse_event_t ev, json& parsed) {
+      if (ev == json::parse_event_t::object_start) open_objects.emplace_back();
+      else if (ev == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+      else if (ev == json::parse_event_t::key && !open_objects.empty() &&
+               !open_objects.back().insert(parsed.get<std::string>()).second)
+        throw Error(ErrorInfo{.message = "key given twice in one object", .file = src, .field = parsed.get<std::string>()});
+      return true;
+    });
   } catch (const json::exception& e) {
     throw Error(ErrorInfo{.message = std::string("invalid JSON: ") + e.what(), .file = src});
   }
@@ -201,6 +211,11 @@ RobotConfig parse_robot_json(const std::string& text, const std::string& src) {
                    .expected = "{\"model\": \"base_0_rgb\", \"key\": \"observation/image\", \"required\": true}",
                    .got = c.dump()});
     r.cameras.push_back({c["model"], c["key"], c.value("required", true)});
+    for (size_t k = 0; k + 1 < r.cameras.size(); ++k)
+      if (r.cameras[k].model_key == r.cameras.back().model_key || r.cameras[k].obs_key == r.cameras.back().obs_key)
+        throw Error(ErrorInfo{.message = "two cameras share a model camera or an observation key", .file = src, .field = f,
+                              .expected = "each model camera and each key once",
+                              .got = "cameras[" + std::to_string(k) + "] and " + f + ": " + c.dump()});
   }
   if (!j.contains("state") || !j["state"].is_array() || j["state"].empty())
     bad("state", "robot config needs the state layout", "[{\"key\": \"observation/state\", \"size\": 8}, ...]");
@@ -208,14 +223,19 @@ RobotConfig parse_robot_json(const std::string& text, const std::string& src) {
     const json& s = j["state"][i];
     const std::string f = "state[" + std::to_string(i) + "]";
     if (!s.is_object() || !s.contains("key") || !s["key"].is_string() || !s.contains("size") ||
-        !s["size"].is_number_integer() || s["size"].get<int>() <= 0)
+        !s["size"].is_number_integer() || s["size"].get<int64_t>() <= 0 || s["size"].get<int64_t>() > 4096)
       throw Error(ErrorInfo{.message = "state entry needs a string key and a positive size", .file = src, .field = f,
                    .expected = "{\"key\": \"observation/state\", \"size\": 8}", .got = s.dump()});
-    r.state.push_back({s["key"], s["size"]});
+    r.state.push_back({s["key"], s["size"].get<int>()});
+    for (size_t k = 0; k + 1 < r.state.size(); ++k)
+      if (r.state[k].obs_key == r.state.back().obs_key)
+        throw Error(ErrorInfo{.message = "state key listed twice", .file = src, .field = f, .expected = "each key once",
+                              .got = r.state.back().obs_key});
   }
-  if (!j.contains("action_dim") || !j["action_dim"].is_number_integer() || j["action_dim"].get<int>() <= 0)
+  if (!j.contains("action_dim") || !j["action_dim"].is_number_integer() || j["action_dim"].get<int64_t>() <= 0 ||
+      j["action_dim"].get<int64_t>() > 4096)
     bad("action_dim", "robot config needs action_dim (actions returned per step)", "a positive integer");
-  r.action_dim = j["action_dim"];
+  r.action_dim = j["action_dim"].get<int>();
   if (j.contains("delta_mask")) {
     if (!j["delta_mask"].is_array()) bad("delta_mask", "delta_mask must be a list of booleans", "[true, ..., false]");
     for (const auto& b : j["delta_mask"]) {
