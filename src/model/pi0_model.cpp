@@ -246,8 +246,8 @@ Pi0Model::Pi0Model(Checkpoint checkpoint, std::unique_ptr<Backend> backend) : im
 
 Pi0Model::~Pi0Model() = default;
 
-std::unique_ptr<Pi0Model> Pi0Model::load(const std::string& dir, const std::string& backend) {
-  auto be = make_backend(backend);
+std::unique_ptr<Pi0Model> Pi0Model::load(const std::string& dir, const std::string& backend, const BackendOptions& options) {
+  auto be = make_backend(backend, options);
   return std::make_unique<Pi0Model>(open_checkpoint(dir, {.populate = true}), std::move(be));
 }
 

@@ -13,11 +13,12 @@ struct Loader {
   Progress& bar;     // bytes of weights prepared: packing full-size π0 takes seconds
   uint64_t done = 0;
   int64_t rows = 0;  // rows the layers being loaded typically see (a layout hint for the backend)
+  bool head = false;  // loading the input/output heads (a backend may keep them in float)
   Linear linear(const std::string& w, const std::string& b = {}) {
     Tensor bias;
     if (!b.empty()) bias = ck.at(b);
     const Tensor& t = ck.at(w);
-    Linear l = be.prepare_linear(t, b.empty() ? nullptr : &bias, rows);
+    Linear l = be.prepare_linear(t, b.empty() ? nullptr : &bias, rows, head);
     bar.update(done += static_cast<uint64_t>(t.nbytes()));
     return l;
   }
@@ -87,6 +88,7 @@ ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
   w.vlm = gemma(L, kLanguage, c.vlm, c.prefix_len());
   w.expert = gemma(L, kExpert, c.expert, c.suffix_len());
   L.rows = c.action_horizon;
+  L.head = true;
   w.heads.action_in = L.linear("action_in_proj.weight", "action_in_proj.bias");
   w.heads.action_out = L.linear("action_out_proj.weight", "action_out_proj.bias");
   L.rows = 1;
