@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch eager implementation of pi0 / pi0.5 inference, the peer pi0.cpp is measured against.
 
-The same architecture as openpi's PyTorch model (SPEC §2-§3): SigLIP + projector, Gemma
+The same architecture as openpi's PyTorch model (docs/model.md §2-§3): SigLIP + projector, Gemma
 mixture-of-transformers with one joint attention, prefix KV cache, Euler denoising. Weights are
 read from the same model.safetensors (memory-mapped) and run in bf16 (or f32), as users run
 openpi's PyTorch port today. Needs Debian's python3-torch (`apt-get install python3-torch`).
@@ -40,7 +40,7 @@ class Pi0:
         cfg = json.load(open(f"{ckpt_dir}/config.json"))["architecture"]
         self.c = cfg
         w, _ = read_safetensors(f"{ckpt_dir}/model.safetensors")
-        # As openpi's PyTorch port in bf16 (SPEC §8.2): the patch/position embeddings, every Gemma
+        # As openpi's PyTorch port in bf16 (docs/model.md §8.2): the patch/position embeddings, every Gemma
         # norm (and adaRMS dense) and all action/time/state heads stay f32.
         keep = ("patch_embedding", "position_embedding", "layernorm", "norm.", "action_", "state_proj", "time_mlp")
         self.w = {k: v.to(torch.float32 if any(s in k for s in keep) and "vision_model.encoder" not in k

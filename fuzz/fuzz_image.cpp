@@ -1,4 +1,4 @@
-// libFuzzer target: a camera image on the policy's path (SPEC §6.3). Any bytes as a PNG/JPEG file
+// libFuzzer target: a camera image on the policy's path (docs/model.md §6.3). Any bytes as a PNG/JPEG file
 // (`pi0 infer --image`), or, when the input starts with 'A', as an observation array
 // ('A', H, W, layout byte, then uint8 pixels), then resize-with-pad to the model's size and the
 // [−1, 1] scaling, as Policy::prepare does. Must end in a clean pi0::Error or a 3 × 56 × 56 input

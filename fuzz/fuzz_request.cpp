@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "io/random_checkpoint.h"
+#include "model/random_checkpoint.h"
 #include "pi0/config.h"
 #include "pi0/error.h"
 #include "policy/demo_assets.h"

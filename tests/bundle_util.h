@@ -4,7 +4,7 @@
 #include <map>
 #include <string>
 
-#include "io/random_checkpoint.h"
+#include "model/random_checkpoint.h"
 #include "pi0/config.h"
 #include "policy/demo_assets.h"
 #include "temp_dir.h"

@@ -1,17 +1,16 @@
 // Shared by the golden tests of every backend: run a golden case and check each expected
-// tensor at a tolerance (golden README §6).
+// tensor at a tolerance (tests/data/golden/README.md, Tolerances).
 #pragma once
 #include <gtest/gtest.h>
 
 #include <string>
 
+#include "golden_dir.h"
 #include "io/safetensors.h"
 #include "model/pi0_model.h"
 #include "model/replay.h"
 
 namespace pi0::test {
-
-inline std::string golden(const std::string& rel) { return std::string(PI0_GOLDEN_DIR) + "/" + rel; }
 
 struct Tolerance {
   double min_pcc, max_rel;

@@ -5,7 +5,7 @@
 #include <random>
 #include <string>
 
-#include "io/random_checkpoint.h"
+#include "model/random_checkpoint.h"
 #include "model/pi0_model.h"
 #include "temp_dir.h"
 

@@ -10,7 +10,7 @@
 
 #include "backend/cpu/dnnl_matmul.h"
 #include "backend/ops.h"
-#include "model/replay.h"
+#include "core/compare.h"
 
 namespace pi0::test {
 

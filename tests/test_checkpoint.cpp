@@ -5,8 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/checkpoint.h"
-#include "io/random_checkpoint.h"
+#include "golden_dir.h"
+#include "model/checkpoint.h"
+#include "model/random_checkpoint.h"
 #include "model/layout.h"
 #include "pi0/error.h"
 #include "temp_dir.h"
@@ -18,7 +19,7 @@ namespace {
 
 std::string fresh_dir(const std::string& name) { return pi0::test::temp_dir(name); }
 
-std::string golden(const std::string& rel) { return std::string(PI0_GOLDEN_DIR) + "/" + rel; }
+using test::golden;
 
 // Copies a checkpoint, letting `edit` change the list of (name, tensor) pairs on the way.
 std::string rewrite(const std::string& src, const std::string& name,

@@ -1,7 +1,10 @@
 // The CLI turns bad input into a non-zero exit and a message naming the file, never a crash.
 #include <gtest/gtest.h>
 
+#include "golden_dir.h"
 #include "test_util.h"
+
+#include <sys/stat.h>
 
 #include <array>
 #include <cstdio>
@@ -19,7 +22,7 @@ std::string tmpdir(const std::string& name) { return pi0::test::temp_dir(name); 
 }  // namespace
 
 TEST(Cli, InspectGoldenNamesKindAndCount) {
-  CliRun r = run("inspect " + std::string(PI0_GOLDEN_DIR) + "/tiny_pi05 --json");
+  CliRun r = run("inspect " + pi0::test::golden_dir() + "/tiny_pi05 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("\"kind\": \"pi05\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"tensors\": 92"), std::string::npos) << r.out;
@@ -27,9 +30,9 @@ TEST(Cli, InspectGoldenNamesKindAndCount) {
 
 TEST(Cli, TruncatedCheckpointIsAnErrorNamingTheFile) {
   std::string dir = tmpdir("trunc");
-  fs::copy_file(std::string(PI0_GOLDEN_DIR) + "/tiny_pi0/config.json", dir + "/config.json");
+  fs::copy_file(pi0::test::golden_dir() + "/tiny_pi0/config.json", dir + "/config.json");
   {
-    std::ifstream in(std::string(PI0_GOLDEN_DIR) + "/tiny_pi0/model.safetensors", std::ios::binary);
+    std::ifstream in(pi0::test::golden_dir() + "/tiny_pi0/model.safetensors", std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), {});
     std::ofstream(dir + "/model.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   }
@@ -58,4 +61,56 @@ TEST(Cli, MakeCheckpointThenInspect) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("\"kind\": \"pi05\""), std::string::npos);
   EXPECT_NE(r.out.find("\"BF16\""), std::string::npos);
+}
+
+// Users type global options after the subcommand; both places work, and help shows them.
+TEST(Cli, GlobalOptionsAfterTheSubcommand) {
+  CliRun help = run("bench --threads 2 --help");
+  ASSERT_EQ(help.code, 0) << help.out;
+  EXPECT_NE(help.out.find("--threads N"), std::string::npos) << help.out;
+  const std::string dir = pi0::test::golden_dir() + "/tiny_pi0";
+  CliRun after = run("inspect " + dir + " --threads 1 --json");
+  CliRun before = run("--threads 1 inspect " + dir + " --json");
+  ASSERT_EQ(after.code, 0) << after.out;
+  auto drop_time = [](std::string s) { return s.substr(0, s.find("\"open_seconds\"")); };  // the only field that varies
+  EXPECT_EQ(drop_time(after.out), drop_time(before.out));
+  CliRun bad = run("inspect " + dir + " --threads -1");
+  EXPECT_NE(bad.code, 0) << bad.out;
+}
+
+// make-checkpoint never silently replaces a checkpoint (trained weights would be lost).
+TEST(Cli, MakeCheckpointRefusesToOverwriteWithoutForce) {
+  const std::string dir = tmpdir("no_overwrite") + "/ck";
+  ASSERT_EQ(run("make-checkpoint --preset tiny-pi0 --seed 1 --out " + dir).code, 0);
+  const auto before = fs::last_write_time(dir + "/model.safetensors");
+  CliRun again = run("make-checkpoint --preset tiny-pi0 --seed 2 --out " + dir);
+  EXPECT_NE(again.code, 0) << again.out;
+  EXPECT_NE(again.out.find("--force"), std::string::npos) << again.out;
+  EXPECT_EQ(fs::last_write_time(dir + "/model.safetensors"), before);
+  EXPECT_EQ(run("make-checkpoint --preset tiny-pi0 --seed 2 --force --out " + dir).code, 0);
+}
+
+// Out-of-range bench arguments are errors, not silently clamped or ignored.
+TEST(Cli, BenchRefusesOutOfRangeTokensAndSteps) {
+  const std::string dir = pi0::test::golden_dir() + "/tiny_pi0";
+  for (const std::string args : {"--tokens 1000", "--tokens -3", "--steps 0", "--steps -5"}) {
+    CliRun r = run("bench --checkpoint " + dir + " --runs 1 " + args);
+    EXPECT_NE(r.code, 0) << args << ": " << r.out;
+    EXPECT_NE(r.out.find(args.substr(0, args.find(' '))), std::string::npos) << args << ": " << r.out;
+  }
+}
+
+// Paths that are not regular files are refused by name, never read (a FIFO would hang).
+TEST(Cli, CheckpointPathsThatAreNotWhatTheySeem) {
+  const std::string dir = tmpdir("not_files");
+  std::ofstream(dir + "/plain.txt") << "x";
+  CliRun file = run("inspect " + dir + "/plain.txt");
+  EXPECT_NE(file.code, 0);
+  EXPECT_NE(file.out.find("is a file, not a checkpoint directory"), std::string::npos) << file.out;
+  const std::string ck = dir + "/fifo_ck";
+  fs::create_directories(ck);
+  ASSERT_EQ(::mkfifo((ck + "/config.json").c_str(), 0600), 0);
+  CliRun fifo = run("inspect " + ck);
+  EXPECT_NE(fifo.code, 0);
+  EXPECT_NE(fifo.out.find("not a regular file"), std::string::npos) << fifo.out;
 }

@@ -1,4 +1,4 @@
-// Every golden case through the reference backend at the float32 tolerance (golden README §6).
+// Every golden case through the reference backend at the float32 tolerance (tests/data/golden/README.md, Tolerances).
 #include "golden_util.h"
 
 using namespace pi0;

@@ -1,6 +1,6 @@
 // Every golden case through the fast cpu backend in each precision: bf16 (f32 where oneDNN has no
-// bf16 path) at the bf16 tolerance of the golden README §6, f32 at the float32 tolerance, int8 at
-// issue 13's bar (PCC ≥ 0.99, max-abs ≤ 0.1·max|expected| on every expected tensor).
+// bf16 path) at the bf16 tolerance of tests/data/golden/README.md (Tolerances), f32 at its float32
+// tolerance, int8 at issue 13's bar (PCC ≥ 0.99, max-abs ≤ 0.1·max|expected| on every expected tensor).
 #include "backend/cpu/dnnl_matmul.h"
 #include "golden_util.h"
 #include "ops_util.h"

@@ -1,7 +1,8 @@
 // Images: decoding, observation arrays, and both resize-with-pad flavours against the goldens
-// (golden README §8).
+// (tests/data/golden/README.md (preprocess.safetensors)).
 #include <gtest/gtest.h>
 
+#include "golden_dir.h"
 #include "test_util.h"
 #include <stb_image_write.h>
 
@@ -18,7 +19,7 @@ using namespace pi0;
 namespace {
 
 std::shared_ptr<SafeTensorsFile> golden_images() {
-  return SafeTensorsFile::open(std::string(PI0_GOLDEN_DIR) + "/preprocess.safetensors");
+  return SafeTensorsFile::open(test::golden_dir() + "/preprocess.safetensors");
 }
 
 ImageU8 ramp(int h, int w) {
@@ -124,8 +125,16 @@ TEST(Image, ArraysHwcAndChwAgree) {
   // Float images in [0, 1] are converted as openpi does: (255·x) truncated.
   Tensor fl = Tensor::zeros(DType::F32, {1, 2, 3});
   float* d = fl.data_mut<float>();
-  d[0] = 0.5f; d[1] = 1.0f; d[2] = 0.0f; d[3] = 0.999f; d[4] = 2.0f; d[5] = -1.0f;
-  EXPECT_EQ(image_from_tensor(fl, "f").pixels, (std::vector<uint8_t>{127, 255, 0, 254, 255, 0}));
+  d[0] = 0.5f; d[1] = 1.0f; d[2] = 0.0f; d[3] = 0.999f; d[4] = 0.25f; d[5] = 0.75f;
+  EXPECT_EQ(image_from_tensor(fl, "f").pixels, (std::vector<uint8_t>{127, 255, 0, 254, 63, 191}));
+  // Outside [0, 1] (a 0..255 float image, inf, 1e30, negatives) is an error naming the array,
+  // not a silently saturated picture.
+  for (float bad : {2.0f, 255.0f, -1.0f, INFINITY, 1e30f}) {
+    d[4] = bad;
+    const std::string e = error_of([&] { image_from_tensor(fl, "observation/image"); });
+    EXPECT_NE(e.find("[0, 1]"), std::string::npos) << bad << ": " << e;
+    EXPECT_NE(e.find("observation/image"), std::string::npos) << bad << ": " << e;
+  }
 }
 
 TEST(Image, BadArraysAreClearErrors) {

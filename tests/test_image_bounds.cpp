@@ -65,3 +65,19 @@ TEST(ImageBounds, BoundIsTheCallersAndSizesWithinItDecode) {
   const std::string e = error_of([&] { decode_image_memory(png.data(), png.size(), "ok.png", 383); });
   EXPECT_NE(e.find("16x24 = 384 pixels"), std::string::npos) << e;
 }
+
+// Headers stb_image itself rejects (it then names the last format it tried, "unknown image type")
+// get a message that says what is wrong with them.
+TEST(ImageBounds, HeadersStbRejectsGetTheirRealReason) {
+  for (auto [w, h] : {std::pair<uint32_t, uint32_t>{20000, 20000}, {0xffffffffu, 1}}) {
+    const std::vector<uint8_t> png = png_declaring(w, h);
+    const std::string e = error_of([&] { decode_image_memory(png.data(), png.size(), "big.png"); });
+    EXPECT_NE(e.find("too large to decode"), std::string::npos) << e;
+    EXPECT_NE(e.find(std::to_string(h) + "x" + std::to_string(w)), std::string::npos) << e;
+  }
+  for (auto [w, h] : {std::pair<uint32_t, uint32_t>{0, 16}, {16, 0}}) {
+    const std::vector<uint8_t> png = png_declaring(w, h);
+    const std::string e = error_of([&] { decode_image_memory(png.data(), png.size(), "empty.png"); });
+    EXPECT_NE(e.find("declares an empty image"), std::string::npos) << e;
+  }
+}

@@ -5,7 +5,7 @@
 #include <map>
 
 #include "model/embed.h"
-#include "model/replay.h"
+#include "core/compare.h"
 #include "pi0/error.h"
 #include "model_util.h"
 

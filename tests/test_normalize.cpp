@@ -1,4 +1,4 @@
-// openpi's Normalize / Unnormalize (SPEC §6.2) and norm_stats.json parsing.
+// openpi's Normalize / Unnormalize (docs/model.md §6.2) and norm_stats.json parsing.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -3,6 +3,7 @@
 // errors that name the problem; the CLI subcommands on the same bundle.
 #include <gtest/gtest.h>
 
+#include "golden_dir.h"
 #include "bundle_util.h"
 #include "test_util.h"
 #include <sentencepiece_processor.h>
@@ -15,7 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "io/random_checkpoint.h"
+#include "model/random_checkpoint.h"
 #include "io/safetensors.h"
 #include "pi0/error.h"
 #include "policy/demo_assets.h"
@@ -257,7 +258,7 @@ TEST(Policy, BadInputNamesTheProblem) {
   EXPECT_NE(e.find("narrower"), std::string::npos) << e;
   EXPECT_NE(e.find(narrow), std::string::npos) << e;
   // A robot wider than the model: ALOHA's 14 dims on the 8-dim golden model.
-  const std::string g = std::string(PI0_GOLDEN_DIR);
+  const std::string g = test::golden_dir();
   e = error_of([&] {
     Policy::load(g + "/tiny_pi0", {.robot = "aloha", .tokenizer_path = g + "/tokenizer.model",
                                    .norm_stats_path = dir + "/assets/trossen", .backend = "reference"});
@@ -268,7 +269,7 @@ TEST(Policy, BadInputNamesTheProblem) {
 
 TEST(Policy, GoldenModelWithExplicitTokenizerAndStats) {
   // The golden tiny π0 (8-dim, 28×28, vocab 384) with the golden tokenizer: LIBERO fits exactly.
-  const std::string g = std::string(PI0_GOLDEN_DIR);
+  const std::string g = test::golden_dir();
   auto p = Policy::load(g + "/tiny_pi0", {.robot = "libero", .tokenizer_path = g + "/tokenizer.model",
                                           .norm_stats_path = bundle("tiny-pi0") + "/assets/physical-intelligence/libero",
                                           .backend = "reference"});
@@ -277,7 +278,7 @@ TEST(Policy, GoldenModelWithExplicitTokenizerAndStats) {
 }
 
 TEST(PolicyCli, TokenizeMatchesGoldenCase) {
-  const std::string g = std::string(PI0_GOLDEN_DIR);
+  const std::string g = test::golden_dir();
   CliRun r = run("tokenize --tokenizer " + g + "/tokenizer.model --prompt 'Place the bowl_on_the table' --max-len 16 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
@@ -295,7 +296,7 @@ TEST(PolicyCli, TokenizeMatchesGoldenCase) {
 }
 
 TEST(PolicyCli, PreprocessGoldenCase) {
-  const std::string g = std::string(PI0_GOLDEN_DIR);
+  const std::string g = test::golden_dir();
   const std::string out = test::temp_file("pre.safetensors");
   CliRun r = run("preprocess --case " + g + "/preprocess.safetensors --size 28,28 --out " + out);
   ASSERT_EQ(r.code, 0) << r.out;

@@ -1,4 +1,4 @@
-// Robot configs (SPEC §6.4): observation mapping, state layout, delta/absolute actions, output
+// Robot configs (docs/model.md §6.4): observation mapping, state layout, delta/absolute actions, output
 // slicing and ALOHA's adapt_to_pi encodings; custom robots from JSON.
 #include <gtest/gtest.h>
 

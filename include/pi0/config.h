@@ -1,4 +1,4 @@
-// Every dimension of a π0 / π0.5 model (SPEC §1, golden README §3). Nothing else in the
+// Every dimension of a π0 / π0.5 model (docs/model.md §1, docs/model.md §1). Nothing else in the
 // library hard-codes a size: presets below are the only place real sizes appear.
 #pragma once
 #include <string>
@@ -42,11 +42,11 @@ struct ModelConfig {
   void validate(const std::string& source = "config") const;
 };
 
-// "pi0", "pi05" (full size, SPEC §1) and "tiny-pi0", "tiny-pi05" (the embedded demo).
+// "pi0", "pi05" (full size, docs/model.md §1) and "tiny-pi0", "tiny-pi05" (the embedded demo).
 ModelConfig model_preset(const std::string& name);
 std::vector<std::string> model_preset_names();
 
-// config.json: the explicit `architecture` object (golden README §3) when present; otherwise
+// config.json: the explicit `architecture` object (docs/model.md §1) when present; otherwise
 // openpi / LeRobot fields over the named variants. `file` is used in error messages.
 // Fields it cannot know (pi05 / action_dim for a plain openpi config) are returned as given by
 // the variant defaults and settled against the tensors by the checkpoint loader.

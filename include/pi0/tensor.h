@@ -43,6 +43,9 @@ class Tensor {
   // that copied them elsewhere), so they leave the resident set. A no-op for other tensors.
   void release_mapped_pages() const;
   static Tensor from_f32(const std::vector<float>& values, Shape shape);
+  // This tensor if it owns its memory, else an owned copy: what a loaded model keeps, so that a
+  // checkpoint file rewritten or truncated under a running process changes nothing it reads.
+  Tensor owned() const;
 
   bool defined() const { return data_ != nullptr || shape_numel(shape_) == 0; }
   DType dtype() const { return dtype_; }

@@ -31,7 +31,7 @@ class LinearWeight {
 
 enum class Epilogue { None, GeluTanh, Silu };
 
-// Which keys a query may attend (SPEC §2.5): allowed(i, j) = q_valid[i] && k_valid[j] &&
+// Which keys a query may attend (docs/model.md §2.5): allowed(i, j) = q_valid[i] && k_valid[j] &&
 // k_group[j] <= q_group[i], where group is the cumulative AR count. Disallowed logits get
 // `mask_value` added (finite, as openpi: a query with no allowed key gets a uniform softmax).
 // A null q_valid means every query is valid; null groups mean all zero (bidirectional).

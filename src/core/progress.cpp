@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "pi0/log.h"
+
 namespace pi0 {
 
 bool stderr_is_tty() { return isatty(STDERR_FILENO) != 0; }
@@ -18,15 +20,16 @@ void Progress::update(uint64_t done) {
   last_pct_ = pct;
   const int width = 30, fill = pct * width / 100;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  std::fprintf(stderr, "\r%s [%.*s%*s] %3d%% %.1fs", label_.c_str(), fill, "##############################",
-               width - fill, "", pct, secs);
-  std::fflush(stderr);
+  char line[256];
+  std::snprintf(line, sizeof line, "%s [%.*s%*s] %3d%% %.1fs", label_.c_str(), fill, "##############################",
+                width - fill, "", pct, secs);
+  log_message(LogLevel::Progress, line);
 }
 
 void Progress::finish() {
   if (!enabled_ || finished_) return;
   update(total_);
-  std::fprintf(stderr, "\n");
+  log_message(LogLevel::Progress, "");
   finished_ = true;
 }
 

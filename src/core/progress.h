@@ -1,5 +1,6 @@
-// A one-line progress bar on stderr for long work (writing or loading GBs). Silent when stderr is
-// not a terminal unless forced, so logs and CI output stay clean.
+// A progress bar for long work (writing or loading GBs), sent through the log callback
+// (pi0/log.h) as LogLevel::Progress lines: only when the percentage changes, so a sink that draws
+// it costs nothing measurable.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -9,7 +10,8 @@ namespace pi0 {
 
 class Progress {
  public:
-  Progress(std::string label, uint64_t total, bool enabled);
+  // `enabled` false: silent (e.g. a command printing JSON that wants no bar).
+  Progress(std::string label, uint64_t total, bool enabled = true);
   void update(uint64_t done);
   void finish();
   ~Progress();

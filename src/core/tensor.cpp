@@ -196,6 +196,8 @@ std::vector<float> Tensor::to_f32_vector() const {
   return v;
 }
 
+Tensor Tensor::owned() const { return owned_ ? *this : to(dtype_); }
+
 Tensor Tensor::to(DType dtype) const {
   Tensor r = zeros(dtype, shape_);
   const int64_t n = numel();

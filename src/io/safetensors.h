@@ -1,4 +1,4 @@
-// safetensors files (SPEC §4.2): a memory-mapped reader that validates everything before handing
+// safetensors files (docs/model.md §4.2): a memory-mapped reader that validates everything before handing
 // out zero-copy views, and a streaming writer. Never reads past the end of the file.
 #pragma once
 #include <cstdint>

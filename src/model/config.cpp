@@ -1,5 +1,8 @@
 #include "pi0/config.h"
 
+#include <cmath>
+#include <limits>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -53,12 +56,21 @@ T req(const json& o, const std::string& key, const std::string& path, const std:
       if (!v.is_boolean()) throw std::runtime_error("");
     } else if constexpr (std::is_integral_v<T>) {
       if (!v.is_number_integer()) throw std::runtime_error("");
+      // Read as 64-bit and range-check: nlohmann's get<int> wraps (2^32 + 3 would become 3).
+      const bool fits = v.is_number_unsigned()
+                            ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                            : v.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                                  v.get<int64_t>() <= static_cast<int64_t>(std::numeric_limits<T>::max());
+      if (!fits)
+        bad_field(src, f, "integer out of range", "at most " + std::to_string(std::numeric_limits<T>::max()), v.dump());
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!v.is_number()) throw std::runtime_error("");
     } else if constexpr (std::is_same_v<T, std::string>) {
       if (!v.is_string()) throw std::runtime_error("");
     }
     return v.get<T>();
+  } catch (const Error&) {
+    throw;  // out of range: already says so
   } catch (...) {
     bad_field(src, f, "field has the wrong type", std::is_same_v<T, bool> ? "a boolean"
                                                   : std::is_integral_v<T> ? "an integer"
@@ -224,7 +236,7 @@ void ModelConfig::validate(const std::string& src) const {
     if (g->head_dim % 2) bad_field(src, n + "head_dim", "RoPE needs an even head_dim", "even", std::to_string(g->head_dim));
   }
   positive("vlm.vocab_size", vlm.vocab_size);
-  // The towers meet in one joint attention: they must agree on its geometry (SPEC §1.2).
+  // The towers meet in one joint attention: they must agree on its geometry (docs/model.md §1.2).
   auto same = [&](const char* f, int a, int b) {
     if (a != b) bad_field(src, std::string("expert.") + f, "must equal the VLM's (joint attention)", std::to_string(a), std::to_string(b));
   };
@@ -239,6 +251,16 @@ void ModelConfig::validate(const std::string& src) const {
     bad_field(src, "time_embedding.dim", "must equal the expert width", std::to_string(expert.width), std::to_string(time_dim));
   if (time_dim % 2 || time_dim < 4)
     bad_field(src, "time_embedding.dim", "must be even and >= 4", "even >= 4", std::to_string(time_dim));
+  // A zero or negative epsilon divides by zero (or takes the root of a negative number) on a
+  // constant row: NaN actions. Real models use 1e-6.
+  auto eps_ok = [&](const std::string& f, double e) {
+    if (!(e > 0) || !(e < 1)) bad_field(src, f, "epsilon must be in (0, 1)", "e.g. 1e-06", std::to_string(e));
+  };
+  eps_ok("vision.layer_norm_eps", vision.layer_norm_eps);
+  eps_ok("vlm.rms_norm_eps", vlm.rms_norm_eps);
+  eps_ok("expert.rms_norm_eps", expert.rms_norm_eps);
+  if (!(vlm.rope_theta > 0) || !std::isfinite(vlm.rope_theta))
+    bad_field(src, "vlm.rope_theta", "must be positive", "e.g. 10000", std::to_string(vlm.rope_theta));
   if (!(time_min_period > 0) || !(time_max_period > 0))
     bad_field(src, "time_embedding.min_period", "periods must be positive");
   if (expert.adarms != pi05)
@@ -249,7 +271,15 @@ void ModelConfig::validate(const std::string& src) const {
               std::to_string(expert.adarms_cond_dim));
 }
 
+std::vector<std::string> model_preset_names() { return {"pi0", "pi05", "tiny-pi0", "tiny-pi05"}; }
+
 ModelConfig model_preset(const std::string& name) {
+  const auto names = model_preset_names();
+  if (std::find(names.begin(), names.end(), name) == names.end()) {
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    throw Error({.message = "unknown preset", .field = "preset", .expected = known, .got = name});
+  }
   ModelConfig c;
   c.cameras = {"base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"};
   c.action_dim = 32;
@@ -262,7 +292,7 @@ ModelConfig model_preset(const std::string& name) {
     c.vision = so400m();
     c.vlm = gemma_variant("gemma_2b", "preset", "paligemma_variant");
     c.expert = gemma_variant("gemma_300m", "preset", "action_expert_variant");
-  } else if (name == "tiny-pi0" || name == "tiny-pi05") {
+  } else {  // tiny-pi0, tiny-pi05
     c.action_horizon = 10;
     c.max_token_len = pi05 ? 96 : 24;
     c.image_height = c.image_width = 56;
@@ -271,8 +301,6 @@ ModelConfig model_preset(const std::string& name) {
     c.vlm = {.width = 64, .depth = 2, .num_heads = 4, .num_kv_heads = 1, .head_dim = 16, .mlp_dim = 128,
              .vocab_size = 512};
     c.expert = {.width = 32, .depth = 2, .num_heads = 4, .num_kv_heads = 1, .head_dim = 16, .mlp_dim = 64};
-  } else {
-    throw Error({.message = "unknown preset", .field = "preset", .expected = "pi0, pi05, tiny-pi0, tiny-pi05", .got = name});
   }
   c.pi05 = c.discrete_state_input = pi05;
   c.expert.adarms = pi05;
@@ -282,8 +310,6 @@ ModelConfig model_preset(const std::string& name) {
   c.validate("preset " + name);
   return c;
 }
-
-std::vector<std::string> model_preset_names() { return {"pi0", "pi05", "tiny-pi0", "tiny-pi05"}; }
 
 ModelConfig parse_config_json(const std::string& text, const std::string& src, ConfigHints* hints) {
   json j;

@@ -1,4 +1,4 @@
-// Token assembly around the towers (SPEC §2.2–§2.5): the sinusoidal time embedding, the
+// Token assembly around the towers (docs/model.md §2.2–§2.5): the sinusoidal time embedding, the
 // sequence layout (validity, AR groups, RoPE positions) and the suffix tokens of π0 / π0.5.
 #pragma once
 #include <cstdint>

@@ -1,5 +1,5 @@
 // The complete set of tensors a π0 / π0.5 checkpoint holds, by openpi's PyTorch names
-// (SPEC §4.2, golden README §2), derived from the config alone. The checkpoint loader checks
+// (docs/model.md §4.2, docs/model.md §4.2), derived from the config alone. The checkpoint loader checks
 // files against it; make-checkpoint writes exactly it. One list, so the two can never disagree.
 #pragma once
 #include <string>

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "core/finite.h"
 #include "core/random.h"
 #include "model/embed.h"
 #include "model/transformer.h"
@@ -21,6 +22,7 @@ namespace {
 struct Workspace {
   int64_t batch = 0;
   int64_t prefix = 0;  // prefix tokens in this call's sequence (cameras masked everywhere dropped)
+  int64_t image_rows = 0;  // rows of image_emb this call wrote (kept cameras x batch x patches)
   VisionScratch vision;
   Buf image_emb, prefix_x, prefix_out, suffix_x, suffix_out, cond, state, x_t, vel;
   SuffixScratch suffix;
@@ -62,6 +64,12 @@ void expect_tensor(const Tensor& t, const std::string& name, std::initializer_li
   if (t.shape() != shape) bad_input(name, "input has the wrong shape", shape_str(shape), shape_str(t.shape()));
 }
 
+void expect_finite(const Tensor& t, const std::string& name) {
+  if (const int64_t i = first_non_finite(t); i >= 0)
+    bad_input(name, "input holds a non-finite value (NaN or inf) at element " + std::to_string(i), "finite values",
+              std::to_string(t.get_f32(i)));
+}
+
 uint8_t flag(const Tensor& t, int64_t i) { return static_cast<const uint8_t*>(t.raw())[i] ? 1 : 0; }
 
 }  // namespace
@@ -76,6 +84,23 @@ struct Pi0Model::Impl {
   mutable std::vector<std::unique_ptr<Workspace>> pool;
 
   const ModelConfig& cfg() const { return ck.config; }
+
+  // A workspace borrowed from the pool for one call; given back when the lease ends, also when
+  // the call throws, so an exception never costs the pool a workspace.
+  class Lease {
+   public:
+    Lease(const Impl& owner, std::unique_ptr<Workspace> ws) : owner_(owner), ws_(std::move(ws)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { owner_.release(std::move(ws_)); }
+    Workspace& operator*() const { return *ws_; }
+
+   private:
+    const Impl& owner_;
+    std::unique_ptr<Workspace> ws_;
+  };
+
+  Lease lease(int64_t B) const { return Lease(*this, acquire(B)); }
 
   std::unique_ptr<Workspace> acquire(int64_t B) const {
     {
@@ -121,6 +146,10 @@ struct Pi0Model::Impl {
     if (need_state) expect_tensor(in.state, "state", {DType::F32}, {B, c.action_dim});
     if (in.noise.defined() && in.noise.raw())
       expect_tensor(in.noise, "noise", {DType::F32}, {B, c.action_horizon, c.action_dim});
+    // A NaN input would come out as NaN actions: refuse it here, naming it.
+    for (size_t k = 0; k < c.cameras.size(); ++k) expect_finite(in.images[k], "image." + c.cameras[k]);
+    if (need_state) expect_finite(in.state, "state");
+    if (in.noise.defined() && in.noise.raw()) expect_finite(in.noise, "noise");
   }
 
   // Prefix: SigLIP per camera, then the scaled text embedding; fills layout and prefix_x.
@@ -162,6 +191,7 @@ struct Pi0Model::Impl {
     // Every kept camera goes through the tower in one pass ([camera, batch] rows): fewer, taller
     // GEMMs and a third of the fork/joins for three cameras (vision stage measured 1–3% faster).
     Mat emb = ws.image_emb.mat(ncam * B * Np, D);
+    ws.image_rows = ncam * B * Np;
     if (ncam > 0) {
       const Tensor stacked = ncam == 1 ? in.images[cams[0]] : stack_images(in.images, cams);
       std::function<void(int, const Mat&)> on_layer;
@@ -235,12 +265,138 @@ struct Pi0Model::Impl {
       std::memset(st.data, 0, sizeof(float) * B * A);  // π0.5 ignores the state input
     return st;
   }
+
+  using Clock = std::chrono::steady_clock;
+  static double ms_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  }
+
+  // The prefix pass, once per call: vision + text embedding, then the VLM layers, which fill every
+  // layer's K/V for the prefix rows of the key sequence (the suffix never writes them).
+  void prefix_pass(const ModelInputs& in, Workspace& ws, const Observer& obs, SampleTimings* timings) const {
+    const ModelConfig& c = cfg();
+    const int64_t B = ws.batch;
+    auto t0 = Clock::now();
+    embed_prefix(in, ws, obs);
+    if (timings) timings->vision_ms = ms_since(t0);
+    t0 = Clock::now();
+    const int64_t P = ws.prefix;
+    setup_streams(ws);
+    ws.vlm.skip_last_tail = !obs;  // only the K/V of the last layer matter for sampling
+    Stream* streams[] = {&ws.vlm};
+    run_transformer(*backend, streams, ws.kv, ws.layout, B, P, c.attention_mask_value, layer_observer(obs, B));
+    if (obs) {
+      Mat out = ws.prefix_out.mat(B * P, c.vlm.width);
+      final_norm(*backend, ws.vlm, B, out);
+      obs("prefix_out", tensor_of(out, {B, P, c.vlm.width}));
+    }
+    if (timings) timings->prefix_ms = ms_since(t0);
+  }
+
+  // Per-layer outputs of a stream for the observer (null without one).
+  static LayerCallback layer_observer(const Observer& obs, int64_t B) {
+    if (!obs) return {};
+    return [&obs, B](const Stream& s, int l) {
+      obs((s.offset == 0 ? "prefix.layer." : "suffix_t1.layer.") + std::to_string(l),
+          tensor_of(s.x, {B, s.tokens, s.x.cols}));
+    };
+  }
+
+  // x at t = 1: the caller's noise, or standard normal noise from the seed (fresh per call).
+  void initial_noise(const ModelInputs& in, const SampleOptions& opt, const Mat& x) const {
+    const int64_t n = x.rows * x.cols;
+    if (in.noise.defined() && in.noise.raw()) {
+      std::memcpy(x.data, in.noise.data<float>(), sizeof(float) * n);
+      return;
+    }
+    const uint64_t seed = opt.seed ? *opt.seed : base_seed + calls.fetch_add(1);
+    for (int64_t i = 0; i < n; ++i) x.data[i] = normal_at(seed, 0, static_cast<uint64_t>(i));
+  }
+
+  // Euler steps from t = 1 (noise) towards t = 0 (actions) on ws.x_t, against the cached prefix
+  // K/V; returns the t of every step. Allocates nothing per step.
+  std::vector<float> denoise(const ModelInputs& in, Workspace& ws, int num_steps, const Observer& obs,
+                             SampleTimings* timings) const {
+    const ModelConfig& c = cfg();
+    const int64_t B = ws.batch, H = c.action_horizon, A = c.action_dim;
+    Mat x = ws.x_t.mat(B * H, A), v = ws.vel.mat(B * H, A);
+    const Mat state = state_mat(in, ws);
+    const float dt = -1.0f / static_cast<float>(num_steps);
+    std::vector<float> times, tb(static_cast<size_t>(B));
+    times.reserve(static_cast<size_t>(2 * num_steps + 1));
+    if (timings) timings->step_ms.reserve(static_cast<size_t>(2 * num_steps + 1));
+    // openpi's loop: t decremented in float32 while t >= -dt/2 (exactly num_steps steps).
+    float t = 1.0f;
+    for (int step = 0; t >= -dt / 2 && step <= 2 * num_steps; ++step) {
+      times.push_back(t);
+      const auto t0 = Clock::now();
+      std::fill(tb.begin(), tb.end(), t);
+      velocity_at(ws, state, x, tb.data(), step == 0 ? obs : kNoObserver, v);
+      if (first_non_finite(v.data, B * H * A) >= 0) throw non_finite_error(ws, step, t);
+      for (int64_t i = 0; i < B * H * A; ++i) x.data[i] += dt * v.data[i];
+      t += dt;
+      if (timings) timings->step_ms.push_back(ms_since(t0));
+    }
+    return times;
+  }
+
+  // One expert pass over the suffix at flow time `t` (per row): v = velocity(x_t). The observer,
+  // when given, sees the step's embeddings, every layer and the velocity.
+  void velocity_at(Workspace& ws, const Mat& state, const Mat& x, const float* t, const Observer& obs,
+                   const Mat& v) const {
+    const ModelConfig& c = cfg();
+    const int64_t B = ws.batch, S = c.suffix_len(), H = c.action_horizon, A = c.action_dim;
+    Mat suffix = ws.suffix_x.mat(B * S, c.expert.width);
+    embed_suffix(*backend, c, w.heads, state, x, t, ws.suffix, suffix, ws.expert.cond);
+    if (obs) {
+      obs("time_emb_t1", tensor_of(ws.suffix.temb.mat(B, c.time_dim), {B, c.time_dim}));
+      obs("suffix_emb", tensor_of(suffix, {B, S, c.expert.width}));
+      if (c.pi05) obs("adarms_cond_t1", tensor_of(ws.expert.cond, {B, c.expert.width}));
+    }
+    Stream* streams[] = {&ws.expert};
+    run_transformer(*backend, streams, ws.kv, ws.layout, B, ws.prefix + S, c.attention_mask_value,
+                    layer_observer(obs, B));
+    velocity(ws, v);
+    if (obs) obs("velocity_t1", tensor_of(v, {B, H, A}));
+  }
+
+  static inline const Observer kNoObserver{};
+
+  // Velocities went NaN/inf (weights are checked at load and inputs on entry, so this is
+  // overflow inside the model). Names the first stage whose output is non-finite: no robot may be
+  // sent such a chunk, and a user needs to know where to look. Runs only on this failure path.
+  Error non_finite_error(Workspace& ws, int step, float t) const {
+    const ModelConfig& c = cfg();
+    std::string stage;
+    const int64_t kv_width = int64_t{c.vlm.num_kv_heads} * c.vlm.head_dim;
+    if (first_non_finite(ws.image_emb.data.data(), ws.image_rows * c.vlm.width) >= 0) {
+      stage = "the vision tower (SigLIP + projector output)";
+    } else {
+      for (int l = 0; l < c.vlm.depth && stage.empty(); ++l)
+        for (int64_t b = 0; b < ws.batch && stage.empty(); ++b) {
+          const int64_t off = b * ws.kv.seq * kv_width, n = ws.prefix * kv_width;
+          if (first_non_finite(ws.kv.k[l].data.data() + off, n) >= 0 || first_non_finite(ws.kv.v[l].data.data() + off, n) >= 0)
+            stage = "the VLM over the prefix (layer " + std::to_string(l) + " keys/values)";
+        }
+    }
+    if (stage.empty())
+      stage = "the action expert (denoising step " + std::to_string(step + 1) + ", t = " + std::to_string(t) + ")";
+    return Error({.message = "the model produced non-finite values (NaN or inf); they first appear in " + stage +
+                             ". No actions are returned.",
+                  .file = ck.dir});
+  }
 };
 
 Pi0Model::Pi0Model(Checkpoint checkpoint, std::unique_ptr<Backend> backend) : impl_(std::make_unique<Impl>()) {
   impl_->ck = std::move(checkpoint);
   impl_->backend = std::move(backend);
   impl_->w = prepare_weights(impl_->ck, *impl_->backend);
+  // Everything inference reads now lives in memory the model owns: unmap the checkpoint, so that
+  // rewriting it in place (retraining, `cp`) cannot mix old and new weights into later replies and
+  // truncating it cannot kill the process with SIGBUS. Costs no RSS: the mapped pages were
+  // released as each weight was copied or packed.
+  impl_->ck.tensors.clear();
+  impl_->ck.files.clear();
   impl_->base_seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
 }
 
@@ -259,81 +415,19 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
   const ModelConfig& c = m.cfg();
   m.validate(in, !c.pi05);
   const int num_steps = opt.num_steps > 0 ? opt.num_steps : c.num_steps;
-  const int64_t B = in.batch(), S = c.suffix_len(), H = c.action_horizon, A = c.action_dim;
-  const Observer& obs = opt.observer;
-  auto ws_owner = m.acquire(B);
-  Workspace& ws = *ws_owner;
-  Backend& be = *m.backend;
-
-  using clock = std::chrono::steady_clock;
-  auto ms_since = [](clock::time_point t0) { return std::chrono::duration<double, std::milli>(clock::now() - t0).count(); };
-  auto t0 = clock::now();
-  // Prefix pass, once: fills every layer's K/V for the prefix rows of the key sequence.
-  m.embed_prefix(in, ws, obs);
-  const int64_t P = ws.prefix;
-  if (opt.timings) {
-    *opt.timings = {};
-    opt.timings->vision_ms = ms_since(t0);
-    t0 = clock::now();
-  }
-  m.setup_streams(ws);
-  ws.vlm.skip_last_tail = !obs;  // only the K/V of the last layer matter for sampling
-  LayerCallback on_layer;
-  if (obs)
-    on_layer = [&](const Stream& s, int l) {
-      obs((s.offset == 0 ? "prefix.layer." : "suffix_t1.layer.") + std::to_string(l),
-          tensor_of(s.x, {B, s.tokens, s.x.cols}));
-    };
-  Stream* prefix_streams[] = {&ws.vlm};
-  run_transformer(be, prefix_streams, ws.kv, ws.layout, B, P, c.attention_mask_value, on_layer);
-  if (obs) {
-    Mat out = ws.prefix_out.mat(B * P, c.vlm.width);
-    final_norm(be, ws.vlm, B, out);
-    obs("prefix_out", tensor_of(out, {B, P, c.vlm.width}));
-  }
-  if (opt.timings) opt.timings->prefix_ms = ms_since(t0);
-
-  // Euler steps from t = 1 (noise) towards t = 0 (actions); the suffix never writes the prefix K/V.
-  Mat x = ws.x_t.mat(B * H, A), v = ws.vel.mat(B * H, A);
-  if (in.noise.defined() && in.noise.raw()) {
-    std::memcpy(x.data, in.noise.data<float>(), sizeof(float) * B * H * A);
-  } else {
-    const uint64_t seed = opt.seed ? *opt.seed : m.base_seed + m.calls.fetch_add(1);
-    for (int64_t i = 0; i < B * H * A; ++i) x.data[i] = normal_at(seed, 0, static_cast<uint64_t>(i));
-  }
-  Mat state = m.state_mat(in, ws);
-  const float dt = -1.0f / static_cast<float>(num_steps);
-  float t = 1.0f;
-  std::vector<float> times, tb(static_cast<size_t>(B));
-  Stream* suffix_streams[] = {&ws.expert};
-  times.reserve(static_cast<size_t>(2 * num_steps + 1));  // the loop itself allocates nothing
-  if (opt.timings) opt.timings->step_ms.reserve(static_cast<size_t>(2 * num_steps + 1));
-  for (int step = 0; t >= -dt / 2 && step <= 2 * num_steps; ++step) {
-    times.push_back(t);
-    const auto step_start = clock::now();
-    std::fill(tb.begin(), tb.end(), t);
-    Mat suffix = ws.suffix_x.mat(B * S, c.expert.width);
-    embed_suffix(be, c, m.w.heads, state, x, tb.data(), ws.suffix, suffix, ws.expert.cond);
-    const bool first = step == 0 && obs;
-    if (first) {
-      obs("time_emb_t1", tensor_of(ws.suffix.temb.mat(B, c.time_dim), {B, c.time_dim}));
-      obs("suffix_emb", tensor_of(suffix, {B, S, c.expert.width}));
-      if (c.pi05) obs("adarms_cond_t1", tensor_of(ws.expert.cond, {B, c.expert.width}));
-    }
-    run_transformer(be, suffix_streams, ws.kv, ws.layout, B, P + S, c.attention_mask_value,
-                    first ? on_layer : LayerCallback{});
-    m.velocity(ws, v);
-    if (first) obs("velocity_t1", tensor_of(v, {B, H, A}));
-    for (int64_t i = 0; i < B * H * A; ++i) x.data[i] += dt * v.data[i];
-    t += dt;
-    if (opt.timings) opt.timings->step_ms.push_back(ms_since(step_start));
-  }
+  const int64_t B = in.batch(), H = c.action_horizon, A = c.action_dim;
+  const Impl::Lease lease = m.lease(B);
+  Workspace& ws = *lease;
+  if (opt.timings) *opt.timings = {};
+  m.prefix_pass(in, ws, opt.observer, opt.timings);
+  Mat x = ws.x_t.mat(B * H, A);
+  m.initial_noise(in, opt, x);
+  const std::vector<float> times = m.denoise(in, ws, num_steps, opt.observer, opt.timings);
   Tensor actions = tensor_of(x, {B, H, A});
-  if (obs) {
-    obs("sample_times", Tensor::from_f32(times, {static_cast<int64_t>(times.size())}));
-    obs("actions", actions);
+  if (opt.observer) {
+    opt.observer("sample_times", Tensor::from_f32(times, {static_cast<int64_t>(times.size())}));
+    opt.observer("actions", actions);
   }
-  m.release(std::move(ws_owner));
   return actions;
 }
 
@@ -346,8 +440,8 @@ TrainOutputs Pi0Model::forward_training(const ModelInputs& in, const Tensor& act
   expect_tensor(in.noise, "noise", {DType::F32}, {B, H, A});
   expect_tensor(actions, "actions", {DType::F32}, {B, H, A});
   expect_tensor(time, "time", {DType::F32}, {B});
-  auto ws_owner = m.acquire(B);
-  Workspace& ws = *ws_owner;
+  const Impl::Lease lease = m.lease(B);
+  Workspace& ws = *lease;
   Backend& be = *m.backend;
 
   m.embed_prefix(in, ws, obs);
@@ -383,7 +477,6 @@ TrainOutputs Pi0Model::forward_training(const ModelInputs& in, const Tensor& act
     obs("train_velocity", out.velocity);
     obs("train_loss", out.loss);
   }
-  m.release(std::move(ws_owner));
   return out;
 }
 

@@ -1,4 +1,4 @@
-// π0 / π0.5 (SPEC §2, §3): the whole model, written once against the Backend ops interface.
+// π0 / π0.5 (docs/model.md §2, §3): the whole model, written once against the Backend ops interface.
 // A Pi0Model holds prepared weights and is immutable after load; every call gets its own
 // workspace (taken from a pool, sized once per batch and prefix length), so concurrent calls
 // never share buffers.
@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "backend/ops.h"
-#include "io/checkpoint.h"
+#include "model/checkpoint.h"
 #include "pi0/config.h"
 #include "pi0/tensor.h"
 
 namespace pi0 {
 
-// Inputs of one batch of B rows (golden README §4 names them).
+// Inputs of one batch of B rows (tests/data/golden/README.md, section "A case file" names them).
 struct ModelInputs {
   std::vector<Tensor> images;       // one per config camera, in config order: F32 [B, C, H, W] in [-1, 1]
   std::vector<Tensor> image_masks;  // one per camera: U8 [B], 1 = present
@@ -62,9 +62,9 @@ class Pi0Model {
   const ModelConfig& config() const;
   const Backend& backend() const;
 
-  // Flow-matching sampling (SPEC §3.2): F32 [B, H, A] normalised actions. Thread-safe.
+  // Flow-matching sampling (docs/model.md §3.2): F32 [B, H, A] normalised actions. Thread-safe.
   Tensor sample_actions(const ModelInputs& in, const SampleOptions& opt = {}) const;
-  // Training forward (SPEC §3.3): one joint pass at flow time `time` (F32 [B]). Thread-safe.
+  // Training forward (docs/model.md §3.3): one joint pass at flow time `time` (F32 [B]). Thread-safe.
   TrainOutputs forward_training(const ModelInputs& in, const Tensor& actions, const Tensor& time,
                                 const Observer& observer = {}) const;
 

@@ -1,4 +1,4 @@
-// The mixture-of-transformers decoder (SPEC §2.6): per layer, each active stream (VLM over the
+// The mixture-of-transformers decoder (docs/model.md §2.6): per layer, each active stream (VLM over the
 // prefix, expert over the suffix) applies its own norms and projections; all of them meet in one
 // joint attention over a shared per-batch key sequence that holds every stream's K/V (and, in
 // the cached suffix pass, the prefix K/V written earlier).

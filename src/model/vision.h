@@ -1,4 +1,4 @@
-// SigLIP vision tower + projector (SPEC §2.1, golden README §5): patchify conv (as im2col +
+// SigLIP vision tower + projector (docs/model.md §2.1, docs/model.md §2): patchify conv (as im2col +
 // linear), learned position table, pre-LN encoder blocks, post LayerNorm, linear projector.
 #pragma once
 #include <functional>

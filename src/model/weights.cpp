@@ -1,7 +1,9 @@
 #include "model/weights.h"
 
+#include "core/finite.h"
 #include "core/progress.h"
 #include "model/layout.h"
+#include "pi0/error.h"
 
 namespace pi0 {
 
@@ -14,15 +16,30 @@ struct Loader {
   uint64_t done = 0;
   int64_t rows = 0;  // rows the layers being loaded typically see (a layout hint for the backend)
   bool head = false;  // loading the input/output heads (a backend may keep them in float)
+  // Every weight is checked once here, as it passes on its way to the backend: a NaN or inf
+  // weight would turn every action into NaN, so the checkpoint is refused instead.
+  const Tensor& at(const std::string& name) const {
+    const Tensor& t = ck.at(name);
+    if (const int64_t i = first_non_finite(t); i >= 0)
+      throw Error({.message = "checkpoint holds a non-finite weight (NaN or inf) at element " + std::to_string(i),
+                   .file = ck.dir, .tensor = name, .expected = "finite values", .got = std::to_string(t.get_f32(i))});
+    return t;
+  }
   Linear linear(const std::string& w, const std::string& b = {}) {
     Tensor bias;
-    if (!b.empty()) bias = ck.at(b);
-    const Tensor& t = ck.at(w);
+    if (!b.empty()) bias = at(b);
+    const Tensor& t = at(w);
     Linear l = be.prepare_linear(t, b.empty() ? nullptr : &bias, rows, head);
+    t.release_mapped_pages();  // backends keep their own copies: the map's pages can go
     bar.update(done += static_cast<uint64_t>(t.nbytes()));
     return l;
   }
-  Vec vec(const std::string& n) { return ck.at(n).to_f32_vector(); }
+  Vec vec(const std::string& n) {
+    const Tensor& t = at(n);
+    Vec v = t.to_f32_vector();
+    t.release_mapped_pages();
+    return v;
+  }
 };
 
 GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g, int64_t rows) {
@@ -61,7 +78,7 @@ ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
   const ModelConfig& c = ck.config;
   uint64_t total = 0;
   for (const auto& [name, t] : ck.tensors) total += static_cast<uint64_t>(t.nbytes());
-  Progress bar("preparing weights", total, stderr_is_tty());
+  Progress bar("preparing weights", total);
   Loader L{ck, backend, bar, 0, static_cast<int64_t>(c.cameras.size()) * c.tokens_per_image()};
   ModelWeights w;
   w.vision.patch = L.linear(kVision + "embeddings.patch_embedding.weight", kVision + "embeddings.patch_embedding.bias");
@@ -84,7 +101,8 @@ ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
   w.vision.post_w = L.vec(kVision + "post_layernorm.weight");
   w.vision.post_b = L.vec(kVision + "post_layernorm.bias");
   w.vision.projector = L.linear(kProjector + "weight", kProjector + "bias");
-  w.embedding = ck.at(kEmbedding);
+  w.embedding = L.at(kEmbedding).owned();  // read row by row at every call: our own copy, not the map
+  ck.at(kEmbedding).release_mapped_pages();
   w.vlm = gemma(L, kLanguage, c.vlm, c.prefix_len());
   w.expert = gemma(L, kExpert, c.expert, c.suffix_len());
   L.rows = c.action_horizon;

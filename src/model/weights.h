@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "backend/ops.h"
-#include "io/checkpoint.h"
+#include "model/checkpoint.h"
 
 namespace pi0 {
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -16,7 +17,7 @@ namespace pi0 {
 
 namespace {
 
-std::string dims_str(int h, int w) { return std::to_string(h) + "x" + std::to_string(w); }
+std::string dims_str(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
 
 const char* channel_desc(int c) {
   switch (c) {
@@ -33,6 +34,23 @@ const char* channel_desc(int c) {
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& source, int64_t max_pixels) {
   if (size == 0) throw Error(ErrorInfo{.message = "image is empty", .file = source});
   if (size > static_cast<size_t>(INT32_MAX)) throw Error(ErrorInfo{.message = "image file too large", .file = source});
+  // A PNG's size is in its IHDR chunk: read it ourselves, because stb_image refuses huge or empty
+  // PNG headers and then reports the last format it tried ("unknown image type").
+  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size >= 24 && std::memcmp(data, kPng, 8) == 0) {
+    auto be32 = [&](size_t at) {
+      return (uint32_t{data[at]} << 24) | (uint32_t{data[at + 1]} << 16) | (uint32_t{data[at + 2]} << 8) | data[at + 3];
+    };
+    const uint32_t pw = be32(16), ph = be32(20);
+    if (pw == 0 || ph == 0)
+      throw Error(ErrorInfo{.message = "PNG header declares an empty image", .file = source, .field = "size",
+                            .expected = "width and height >= 1", .got = dims_str(static_cast<int64_t>(ph), static_cast<int64_t>(pw))});
+    if (static_cast<uint64_t>(pw) * ph > static_cast<uint64_t>(max_pixels))
+      throw Error(ErrorInfo{.message = "image is too large to decode", .file = source, .field = "size",
+                            .expected = "at most " + std::to_string(max_pixels) + " pixels",
+                            .got = dims_str(static_cast<int64_t>(ph), static_cast<int64_t>(pw)) + " = " +
+                                   std::to_string(static_cast<uint64_t>(pw) * ph) + " pixels"});
+  }
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &comp))
     throw Error(ErrorInfo{.message = std::string("cannot decode image (PNG or JPEG expected): ") + stbi_failure_reason(),
@@ -102,10 +120,16 @@ ImageU8 image_from_tensor(const Tensor& t, const std::string& what) {
           v = t.data<uint8_t>()[src];
         } else {
           // 255·x in the array's own precision (numpy keeps float32 for a float32 array).
+          const double x0 = t.dtype() == DType::F32 ? t.data<float>()[src] : t.data<double>()[src];
           double f = t.dtype() == DType::F32 ? static_cast<double>(255.0f * t.data<float>()[src])
                                              : 255.0 * t.data<double>()[src];
           if (std::isnan(f))
             throw Error(ErrorInfo{.message = "image contains NaN", .tensor = what});
+          // Float images are [0, 1] (openpi scales by 255). A 0..255 float image, inf or 1e30
+          // would otherwise become a saturated picture the policy never saw, without a word.
+          if (!(x0 >= -1e-6 && x0 <= 1 + 1e-6))
+            throw Error(ErrorInfo{.message = "float image values must lie in [0, 1] (send uint8 for 0..255)",
+                                  .tensor = what, .expected = "0 <= value <= 1", .got = std::to_string(x0)});
           v = static_cast<uint8_t>(std::clamp(f, 0.0, 255.0));  // truncation, as numpy's astype(uint8)
         }
         img.pixels[static_cast<size_t>((y * W + x) * 3 + c)] = v;

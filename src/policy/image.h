@@ -1,4 +1,4 @@
-// Camera images on their way to the model (SPEC §6.3): decoding PNG/JPEG files, accepting the
+// Camera images on their way to the model (docs/model.md §6.3): decoding PNG/JPEG files, accepting the
 // uint8 HWC / CHW arrays robots send, openpi's resize-with-pad (Pillow's antialiased bilinear in
 // 8-bit fixed point, bit-exact) and the PyTorch in-model fallback, and the [−1, 1] scaling.
 #pragma once

@@ -1,4 +1,4 @@
-// openpi's norm_stats.json and the Normalize / Unnormalize transforms (SPEC §6.2): z-score for
+// openpi's norm_stats.json and the Normalize / Unnormalize transforms (docs/model.md §6.2): z-score for
 // π0, quantiles for π0.5, in float64 like openpi (its stats are float64 numpy arrays).
 #pragma once
 #include <map>

@@ -1,5 +1,5 @@
 // A loaded policy: checkpoint + robot config + tokenizer + norm stats, running openpi's whole
-// input pipeline, the model and the output pipeline (SPEC §6.1) on one observation dict.
+// input pipeline, the model and the output pipeline (docs/model.md §6.1) on one observation dict.
 // This is what `pi0 infer` and the server call.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Robot configs (SPEC §6.4): how an openpi observation dict for one robot maps onto the model's
+// Robot configs (docs/model.md §6.4): how an openpi observation dict for one robot maps onto the model's
 // cameras and state, and how the model's actions map back to robot commands. Built in: ALOHA,
 // ALOHA sim, DROID and LIBERO as openpi's policies/*.py define them; custom robots from JSON.
 #pragma once

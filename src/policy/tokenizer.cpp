@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "pi0/error.h"
+#include "pi0/log.h"
 
 namespace pi0 {
 
@@ -140,10 +141,9 @@ TokenizedPrompt PromptTokenizer::tokenize(const std::string& prompt, int max_len
     t.mask[i] = 1;
   }
   if (t.truncated() && !warned_truncation_.exchange(true))
-    std::fprintf(stderr,
-                 "warning: prompt is %d tokens, longer than the model's %d; truncated (as openpi does). "
-                 "Further truncations by this tokenizer are not reported.\n",
-                 t.untruncated_len, max_len);
+    log_message(LogLevel::Warning, "prompt is " + std::to_string(t.untruncated_len) + " tokens, longer than the model's " +
+                                       std::to_string(max_len) + "; truncated (as openpi does). "
+                                       "Further truncations by this tokenizer are not reported.");
   return t;
 }
 

@@ -1,4 +1,4 @@
-// openpi's PaligemmaTokenizer (SPEC §5): SentencePiece ids for a prompt in the π0 format (BOS +
+// openpi's PaligemmaTokenizer (docs/model.md §5): SentencePiece ids for a prompt in the π0 format (BOS +
 // cleaned text, then "\n" encoded separately) or the π0.5 format with the discretised state,
 // right-padded or truncated to the model's token length with a validity mask.
 #pragma once

@@ -15,6 +15,7 @@ HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerContext> ct
 HttpSession::~HttpSession() { ctx_->http_sessions--; }
 
 void HttpSession::run() {
+  ctx_->add_http_session(shared_from_this());
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
     self->parser_.emplace();
     self->parser_->header_limit(16 * 1024);
@@ -25,7 +26,17 @@ void HttpSession::run() {
   });
 }
 
+void HttpSession::drain() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->handed_over_) return;
+    beast::error_code ignored;
+    self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    self->stream_.socket().close(ignored);
+  });
+}
+
 void HttpSession::on_read(beast::error_code ec, size_t) {
+  if (ec && ctx_->draining) return;  // closed by drain(): nothing to report
   if (ec) {
     if (ec == beast::error::timeout)  // a half-open or stalled connection: say which limit closed it
       ctx_->log("connection from " + peer_ + " closed: no complete HTTP request within " +
@@ -34,8 +45,11 @@ void HttpSession::on_read(beast::error_code ec, size_t) {
       ctx_->log("HTTP request from " + peer_ + " failed: " + ec.message());
     return;
   }
+  handed_over_ = true;
   http::request<http::string_body> req = parser_->release();
   if (req.target() == "/healthz") return respond(http::status::ok, "OK\n");
+  if (req.target() == "/metrics")
+    return respond(http::status::ok, ctx_->metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
   if (!websocket::is_upgrade(req))
     return respond(http::status::upgrade_required,
                    "This is a pi0.cpp policy server: connect with a WebSocket client (openpi protocol), "
@@ -49,10 +63,10 @@ void HttpSession::on_read(beast::error_code ec, size_t) {
   std::make_shared<WsSession>(std::move(stream_), ctx_, peer_)->run(std::move(req));
 }
 
-void HttpSession::respond(http::status status, std::string body) {
+void HttpSession::respond(http::status status, std::string body, const char* content_type) {
   auto res = std::make_shared<http::response<http::string_body>>(status, 11);
   res->set(http::field::server, "pi0.cpp");
-  res->set(http::field::content_type, "text/plain; charset=utf-8");
+  res->set(http::field::content_type, content_type);
   res->keep_alive(false);
   res->body() = std::move(body);
   res->prepare_payload();

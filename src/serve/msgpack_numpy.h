@@ -1,4 +1,4 @@
-// openpi's msgpack-numpy wire encoding (SPEC §7) <-> the Value tree.
+// openpi's msgpack-numpy wire encoding (docs/model.md §7) <-> the Value tree.
 //
 // An ndarray travels as a msgpack map whose keys are msgpack *bin* (Python bytes):
 //   {b"__ndarray__": true, b"data": <bin, C-order bytes>, b"dtype": "<f4", b"shape": [2, 3]}

@@ -35,7 +35,15 @@ struct Server::Impl {
     const std::string where = o.host + ":" + std::to_string(o.port);
     beast::error_code ec;
     auto addr = net::ip::make_address(o.host, ec);
-    if (ec) throw Error(ErrorInfo{"not an IP address: " + ec.message(), where, "", "host"});
+    if (ec) {  // a host name ("localhost"): its first address
+      tcp::resolver resolver(ioc);
+      auto found = resolver.resolve(o.host, "", ec);
+      if (ec || found.empty())
+        throw Error(ErrorInfo{.message = "neither an IP address nor a host name this machine resolves: " + ec.message(),
+                              .file = where, .field = "host", .expected = "e.g. 0.0.0.0, 127.0.0.1, ::1, localhost",
+                              .got = o.host});
+      addr = found.begin()->endpoint().address();
+    }
     tcp::endpoint ep(addr, o.port);
     acceptor.open(ep.protocol(), ec);
     if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -78,14 +86,36 @@ struct Server::Impl {
     beast::error_code ignored;
     acceptor.close(ignored);
     accept_retry.cancel();
-    signals.cancel(ignored);
     for (auto& s : ctx->live_sessions()) s->drain();
+    for (auto& s : ctx->live_http_sessions()) s->drain();
     drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ctx->opt.shutdown_timeout_s);
     poll_drain();
   }
 
+  // The first SIGINT/SIGTERM drains (requests received are answered); a second one means "now":
+  // the connections are dropped and run() returns at once.
+  void wait_for_signal() {
+    signals.async_wait([this](beast::error_code ec, int sig) {
+      if (ec) return;
+      const std::string name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      if (shutting_down) {
+        ctx->log("received a second " + name + ": closing " + std::to_string(ctx->ws_sessions.load()) +
+                 " connection(s) now");
+        ioc.stop();
+        return;
+      }
+      ctx->log("received " + name + " (again to stop at once)");
+      net::post(acceptor.get_executor(), [this] { begin_shutdown(); });
+      wait_for_signal();
+    });
+  }
+
   void poll_drain() {
-    if (ctx->ws_sessions == 0 && ctx->http_sessions == 0) return;
+    if (ctx->ws_sessions == 0 && ctx->http_sessions == 0) {
+      beast::error_code ignored;
+      signals.cancel(ignored);  // the last pending handler: run() can return
+      return;
+    }
     if (std::chrono::steady_clock::now() >= drain_deadline) {
       ctx->log("shutdown timeout: closing " + std::to_string(ctx->ws_sessions.load()) + " connection(s) forcibly");
       ioc.stop();
@@ -103,6 +133,13 @@ Server::Server(ServerOptions opt, InferFn infer, Dict metadata)
 
 Server::~Server() = default;
 
+std::string Server::url() const {
+  beast::error_code ec;
+  const auto ep = impl_->acceptor.local_endpoint(ec);
+  const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+  return "ws://" + host + ":" + std::to_string(port());
+}
+
 uint16_t Server::port() const {
   beast::error_code ec;
   auto ep = impl_->acceptor.local_endpoint(ec);
@@ -118,11 +155,7 @@ void Server::run() {
   if (m.ctx->opt.handle_signals) {
     m.signals.add(SIGINT);
     m.signals.add(SIGTERM);
-    m.signals.async_wait([&m](beast::error_code ec, int sig) {
-      if (ec) return;
-      m.ctx->log(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
-      net::post(m.acceptor.get_executor(), [&m] { m.begin_shutdown(); });
-    });
+    m.wait_for_signal();
   }
   m.do_accept();
   std::vector<std::thread> extra;

@@ -1,4 +1,4 @@
-// The policy server: openpi's WebSocket protocol (SPEC §7) on one port, with GET /healthz beside
+// The policy server: openpi's WebSocket protocol (docs/model.md §7) on one port, with GET /healthz beside
 // it. Network I/O runs on a small Asio thread pool; inference runs on WorkQueue workers, so a
 // slow or vanished client blocks nobody and the model is never called from a network thread.
 #pragma once
@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <map>
 #include <string>
 
 #include "core/value.h"
@@ -30,9 +31,14 @@ struct ServerOptions {
   // minute, holds a socket only this long. Robots connect once, so a short bound costs nothing.
   int handshake_timeout_s = 10;
   int idle_timeout_s = 120;         // no traffic at all, not even a pong to our pings: drop
+  // A message must arrive in full within this once its first bytes have: a client that announces a
+  // frame and then trickles it (a byte a second) would otherwise hold a connection slot forever.
+  // 11 MB (four HD cameras) over a 10 Mbit/s link takes ~9 s.
+  int message_timeout_s = 30;
   int shutdown_timeout_s = 30;      // graceful shutdown waits this long for requests in flight
   bool handle_signals = false;      // SIGINT/SIGTERM start a graceful shutdown
-  bool log = true;                  // one line per connection event on stderr
+  bool log = true;                  // one line per connection event and request (log callback)
+  std::map<std::string, std::string> model_info;  // labels of pi0_model_info on GET /metrics
   DecodeLimits limits;
 };
 
@@ -45,6 +51,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   uint16_t port() const;
+  // Where clients connect: "ws://127.0.0.1:8000", "ws://[::1]:8000" (IPv6 in brackets).
+  std::string url() const;
   // Serves until shutdown() (or a signal, with handle_signals) and every connection has closed.
   void run();
   // Thread-safe and signal-free: stop accepting, let the requests in flight finish and be

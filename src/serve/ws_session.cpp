@@ -1,6 +1,7 @@
 #include "serve/ws_session.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace pi0::serve {
 
@@ -13,7 +14,8 @@ websocket::close_reason make_reason(websocket::close_code code, const std::strin
 }  // namespace
 
 WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerContext> ctx, std::string peer)
-    : ws_(std::move(stream)), ctx_(std::move(ctx)), peer_(std::move(peer)), id_(ctx_->next_id++) {
+    : ws_(std::move(stream)), ctx_(std::move(ctx)), peer_(std::move(peer)), id_(ctx_->next_id++),
+      message_deadline_(ws_.get_executor()) {
   ctx_->ws_sessions++;
 }
 
@@ -43,7 +45,7 @@ void WsSession::on_accept(beast::error_code ec) {
   }
   accepted_ = true;
   ctx_->log("connection " + std::to_string(id_) + " from " + peer_ + " open");
-  // SPEC §7: the metadata is the first frame. The cycle timer starts once it is out, as openpi's
+  // docs/model.md §7: the metadata is the first frame. The cycle timer starts once it is out, as openpi's
   // loop starts after its metadata send.
   send(Out{true, ctx_->metadata_frame, false});
   cycle_start_ = Clock::now();
@@ -54,7 +56,8 @@ void WsSession::on_accept(beast::error_code ec) {
 void WsSession::drain() {
   net::post(ws_.get_executor(), [self = shared_from_this()] {
     if (!self->accepted_ || self->gone_ || self->closing_) return;
-    self->ahead_.clear();
+    // Requests already received (in flight, or pipelined behind it) are answered first; the
+    // connection closes (1001) after the last reply.
     if (!self->in_flight_) self->fail(websocket::close_code::going_away, "");
   });
 }
@@ -69,6 +72,7 @@ void WsSession::do_read() {
 void WsSession::on_read(beast::error_code ec, size_t n) {
   if (ec) {
     gone_ = true;
+    message_deadline_.cancel();  // its handler holds this session: let it go now
     if (ec == websocket::error::closed || close_started_)
       ctx_->log("connection " + std::to_string(id_) + " closed after " + std::to_string(requests_) + " request(s)");
     else
@@ -79,10 +83,12 @@ void WsSession::on_read(beast::error_code ec, size_t n) {
     buffer_.consume(buffer_.size());
     return do_read();
   }
+  if (msg_bytes_ == 0 && n > 0) arm_message_deadline();
   msg_bytes_ += n;
   if (msg_bytes_ > ctx_->opt.max_message_bytes) {
     buffer_.consume(buffer_.size());
     const std::string limit = std::to_string(ctx_->opt.max_message_bytes);
+    ctx_->metrics.count(Outcome::TooBig);
     fail(websocket::close_code::too_big,
          "message too big: more than " + limit + " bytes (the server's --max-message-bytes is " + limit + ")");
     return do_read();
@@ -95,10 +101,14 @@ void WsSession::on_read(beast::error_code ec, size_t n) {
   // handshake) must not keep megabytes each, up to --max-connections × --max-message-bytes.
   buffer_.shrink_to_fit();
   msg_bytes_ = 0;
-  if (!binary)
+  ++message_no_;  // the deadline of this message no longer applies
+  message_deadline_.cancel();
+  if (!binary) {
+    ctx_->metrics.count(Outcome::TextFrame);
     fail(websocket::close_code::unknown_data, "expected a binary msgpack frame, got a text frame");
-  else
+  } else {
     on_message(std::move(frame));
+  }
   do_read();
 }
 
@@ -108,15 +118,18 @@ void WsSession::on_message(std::string frame) {
     return;  // with a request in flight, the connection closes after its reply
   }
   if (!in_flight_) return submit(std::move(frame));
-  if (ahead_.size() >= ctx_->opt.max_pipelined)
+  if (ahead_.size() >= ctx_->opt.max_pipelined) {
+    ctx_->metrics.count(Outcome::Pipelined);
     return fail(websocket::close_code::policy_error,
                 "too many requests sent ahead of their replies (at most " + std::to_string(ctx_->opt.max_pipelined) + ")");
+  }
   ahead_.push_back(std::move(frame));
 }
 
 void WsSession::submit(std::string frame) {
   in_flight_ = true;
   ++requests_;
+  submitted_ = Clock::now();
   auto f = std::make_shared<std::string>(std::move(frame));
   auto job = [self = shared_from_this(), f, prev = prev_total_ms_] {
     RequestOutcome r;
@@ -126,6 +139,7 @@ void WsSession::submit(std::string frame) {
   };
   if (!ctx_->queue.try_push(std::move(job))) {
     in_flight_ = false;
+    ctx_->metrics.count(Outcome::Busy);
     ctx_->log("connection " + std::to_string(id_) + ": queue full, request refused");
     fail(websocket::close_code::try_again_later,
          "server busy: " + std::to_string(ctx_->queue.capacity()) + " requests already wait for the model (--max-queue); retry later");
@@ -140,19 +154,28 @@ void WsSession::on_result(RequestOutcome r) {
   }
   if (!r.ok) {
     in_flight_ = false;
+    ctx_->metrics.count(Outcome::Error);
+    ctx_->metrics.observe_latency(std::chrono::duration<double>(Clock::now() - submitted_).count());
     ctx_->log("connection " + std::to_string(id_) + ": request " + std::to_string(requests_) + ": " + r.payload);
     return fail(websocket::close_code::internal_error, std::move(r.payload));
   }
+  last_infer_ms_ = r.infer_ms;
   send(Out{true, std::move(r.payload), true});
 }
 
 void WsSession::on_reply_sent() {
   const auto now = Clock::now();
+  const double seconds = std::chrono::duration<double>(now - submitted_).count();
+  ctx_->metrics.count(Outcome::Ok);
+  ctx_->metrics.observe_latency(seconds);
+  char ms[64];
+  std::snprintf(ms, sizeof ms, "%.1f ms (model %.1f ms)", 1e3 * seconds, last_infer_ms_);
+  ctx_->log("connection " + std::to_string(id_) + ": request " + std::to_string(requests_) + " answered in " + ms);
   prev_total_ms_ = std::chrono::duration<double, std::milli>(now - cycle_start_).count();
   cycle_start_ = now;
   in_flight_ = false;
   if (closing_) return;
-  if (ctx_->draining) return fail(websocket::close_code::going_away, "");
+  if (ctx_->draining && ahead_.empty()) return fail(websocket::close_code::going_away, "");
   if (!ahead_.empty()) {
     std::string next = std::move(ahead_.front());
     ahead_.pop_front();
@@ -197,6 +220,23 @@ void WsSession::fail(websocket::close_code code, std::string text) {
     if (out_.empty()) do_close();
     else do_write();
   }
+}
+
+void WsSession::arm_message_deadline() {
+  const uint64_t no = ++message_no_;
+  message_deadline_.expires_after(std::chrono::seconds(ctx_->opt.message_timeout_s));
+  message_deadline_.async_wait([self = shared_from_this(), no](beast::error_code ec) {
+    if (ec || no != self->message_no_ || self->gone_) return;
+    self->ctx_->metrics.count(Outcome::TimedOut);
+    // The peer is trickling a message (or stalled mid-frame): drop the TCP connection now. A close
+    // handshake would wait on the same peer.
+    self->ctx_->log("connection " + std::to_string(self->id_) + " from " + self->peer_ + " dropped: a message did not " +
+                    "arrive within " + std::to_string(self->ctx_->opt.message_timeout_s) + " s (--message-timeout)");
+    self->gone_ = true;
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+  });
 }
 
 void WsSession::do_close() {

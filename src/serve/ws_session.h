@@ -46,6 +46,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   void on_write(beast::error_code ec);
   void fail(websocket::close_code code, std::string text);
   void do_close();
+  void arm_message_deadline();
 
   websocket::stream<beast::tcp_stream> ws_;
   std::shared_ptr<ServerContext> ctx_;
@@ -53,6 +54,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   const uint64_t id_;
   beast::flat_buffer buffer_;
   size_t msg_bytes_ = 0;            // bytes of the message being read so far
+  net::steady_timer message_deadline_;  // armed while a message is partly read
+  uint64_t message_no_ = 0;         // messages begun: tells a stale deadline from the current one
   std::deque<std::string> ahead_;   // requests received while one is in flight
   std::deque<Out> out_;             // frames to write, in order; front() is being written
   bool writing_ = false;
@@ -64,6 +67,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::atomic<bool> gone_{false};   // the peer is gone: workers skip this session's jobs
   uint64_t requests_ = 0;
   Clock::time_point cycle_start_;   // openpi's start of the receive-infer-send cycle
+  Clock::time_point submitted_;     // the request in flight was handed to the queue
+  double last_infer_ms_ = 0;        // its time in the policy (for the log line)
   std::optional<double> prev_total_ms_;
 };
 

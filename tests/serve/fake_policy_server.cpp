@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "pi0/error.h"
+#include "pi0/log.h"
 #include "serve/server.h"
 
 namespace {
@@ -26,7 +27,12 @@ constexpr int kH = 10, kD = 7;
 
 const pi0::Tensor& need_tensor(const pi0::Dict& obs, const std::string& key) {
   auto it = obs.find(key);
-  if (it == obs.end()) throw pi0::Error(pi0::ErrorInfo{"missing key", "", "", key});
+  if (it == obs.end()) {
+    // Quotes the client's keys back, as the real policy's errors do (the log must escape them).
+    std::string have;
+    for (const auto& [k, v] : obs) have += (have.empty() ? "" : ", ") + k;
+    throw pi0::Error(pi0::ErrorInfo{.message = "missing key", .field = key, .got = "keys: " + have});
+  }
   const pi0::Tensor* t = it->second.get_if<pi0::Tensor>();
   if (!t) throw pi0::Error(pi0::ErrorInfo{"must be a numpy array", "", "", key});
   return *t;
@@ -77,8 +83,10 @@ pi0::Dict fake_infer(const pi0::Dict& obs, int delay_ms, const std::string& gate
 }  // namespace
 
 int main(int argc, char** argv) {
+  pi0::set_log_callback(pi0::log_to_stderr());  // the fault tests read the server's log lines
   CLI::App app{"pi0 policy server with a fake policy (tests only)"};
   pi0::serve::ServerOptions opt;
+  opt.model_info = {{"checkpoint", "fake"}, {"variant", "fake \"policy\""}};  // quoting is escaped
   opt.host = "127.0.0.1";
   opt.port = 0;
   opt.handle_signals = true;
@@ -94,6 +102,7 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-timeout", opt.shutdown_timeout_s);
   app.add_option("--handshake-timeout", opt.handshake_timeout_s);
   app.add_option("--idle-timeout", opt.idle_timeout_s);
+  app.add_option("--message-timeout", opt.message_timeout_s);
   app.add_option("--max-pipelined", opt.max_pipelined);
   app.add_option("--delay-ms", delay_ms);
   app.add_option("--gate", gate);
@@ -102,7 +111,7 @@ int main(int argc, char** argv) {
     pi0::Dict meta{{"robot", "fake"}, {"action_horizon", kH}, {"action_dim", kD},
                    {"reset_pose", pi0::List{0.0, -1.5, 1.5, 0.0, 0.0, 0.0}}};
     pi0::serve::Server server(opt, [=](const pi0::Dict& obs) { return fake_infer(obs, delay_ms, gate); }, meta);
-    std::printf("listening on ws://%s:%u\n", opt.host.c_str(), unsigned(server.port()));  // as pi0 serve
+    std::printf("listening on %s\n", server.url().c_str());  // as pi0 serve
     std::fflush(stdout);
     server.run();
     std::fprintf(stderr, "fake_policy_server: clean exit\n");

@@ -252,6 +252,67 @@ class Flood(unittest.TestCase):
             self.assertLess(hwm - rss0, FLOOD_HWM_BOUND * memory_factor(pid))
 
 
+class Slowloris(unittest.TestCase):
+    ATTACKERS = 8
+    TIMEOUT = 4  # --message-timeout
+
+    def test_trickled_frames_do_not_hold_every_slot(self):
+        """Every connection slot taken by clients that announce a 1 MB frame and then send a byte
+        every 0.5 s: each is dropped --message-timeout after its message began, so a new client is
+        served within 2 x that timeout (before: for as long as the attackers liked)."""
+        with ServerProcess("--max-connections", str(self.ATTACKERS), "--message-timeout", str(self.TIMEOUT)) as srv:
+            attackers = []
+            for _ in range(self.ATTACKERS):
+                s = raw_connect(srv.port)
+                self.assertTrue(raw_handshake(s).startswith(b"HTTP/1.1 101"))
+                read_frame(s)  # the metadata
+                s.sendall(frame_bytes(0x2, b"", length=1 << 20) + b"\x00")  # header, then the first byte
+                attackers.append(s)
+            t0 = time.monotonic()
+            served_after = None
+            while time.monotonic() - t0 < 4 * self.TIMEOUT:
+                for s in attackers:
+                    try:
+                        s.sendall(b"\x00")  # one more byte of the announced megabyte
+                    except OSError:
+                        pass
+                try:
+                    run(good_request_works(srv.url), timeout=5.0)
+                    served_after = time.monotonic() - t0
+                    break
+                except Exception:
+                    time.sleep(0.5)
+            for s in attackers:
+                s.close()
+            print(f"\n  new client served {served_after} s after {self.ATTACKERS} trickling attackers took every slot "
+                  f"(--message-timeout {self.TIMEOUT})", file=sys.stderr, flush=True)
+            self.assertIsNotNone(served_after, "never served while the attack went on")
+            self.assertLess(served_after, 2 * self.TIMEOUT)
+            self.assertIn("did not arrive within", srv.stderr())
+
+
+class LogInjection(unittest.TestCase):
+    def test_client_text_is_escaped_in_the_log(self):
+        """Request keys are quoted in the server's error log line: a key holding a newline and a
+        terminal escape must neither start a line of its own nor reach the operator's console."""
+        evil = "\x1b[2J\nFORGED: admin logged in\x9b"
+        with ServerProcess() as srv:
+            async def go():
+                c = await Client().connect(srv.url)
+                obs = make_obs(1)
+                del obs["observation/state"]
+                obs[evil] = np.zeros(2, np.float32)
+                with self.assertRaises(ServerError):
+                    await c.infer(obs)
+                await c.close()
+            run(go())
+            wait_for_log(srv, "FORGED")
+            log = srv.stderr()
+            self.assertNotIn("\x1b", log)
+            self.assertNotIn("\nFORGED", log)
+            self.assertIn("\\x1b[2J\\nFORGED", log)
+
+
 def main():
     # AddressSanitizer keeps freed memory in a quarantine (256 MB by default), which would count as
     # growth here; a small one keeps the memory bounds meaningful in the sanitizer runs too.

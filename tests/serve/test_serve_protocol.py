@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""openpi's serving protocol (SPEC §7) against a pi0.cpp policy server, from the client's side.
+"""openpi's serving protocol (docs/model.md §7) against a pi0.cpp policy server, from the client's side.
 
 The client below re-implements openpi_client's msgpack_numpy encoding and the
 websocket_client_policy flow (connect with compression=None and max_size=None, receive the
@@ -40,7 +40,7 @@ H, D = 10, 7         # the fake policy's action shape
 STEP_TIMEOUT = 30.0  # seconds for any single network wait
 
 
-# --- openpi_client.msgpack_numpy, written from SPEC §7 ---------------------------------------------
+# --- openpi_client.msgpack_numpy, written from docs/model.md §7 ---------------------------------------------
 def pack_array(obj):
     if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.kind in ("V", "O", "c"):
         raise ValueError(f"Unsupported dtype: {obj.dtype}")
@@ -91,16 +91,16 @@ def fake_actions(obs):
 
 # --- the server process ----------------------------------------------------------------------------
 class ServerProcess:
-    def __init__(self, *args):
+    def __init__(self, *args, host="127.0.0.1"):
         self.log = tempfile.NamedTemporaryFile(prefix="pi0_serve_", suffix=".log", delete=False)
-        cmd = [SERVER, *SERVER_ARGS, "--host", "127.0.0.1", "--port", "0", *args]
+        cmd = [SERVER, *SERVER_ARGS, "--host", host, "--port", "0", *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self._readline(60.0)
         if not line.startswith("listening on "):
             self.proc.kill()
             raise RuntimeError(f"server did not start: {line!r}\n{self.stderr()}")
-        self.port = int(line.split()[2].rsplit(":", 1)[1])  # "listening on ws://HOST:PORT ..."
-        self.url = f"ws://127.0.0.1:{self.port}"
+        self.url = line.split()[2]  # "listening on ws://HOST:PORT ...", IPv6 hosts in brackets
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     def _readline(self, timeout):
         import selectors
@@ -679,6 +679,109 @@ class Shutdown(unittest.TestCase):
             if srv.proc.poll() is None:
                 srv.proc.kill()
                 srv.proc.wait(10)
+
+
+    @fake_policy_only
+    def test_pipelined_requests_are_answered_before_the_close(self):
+        """Requests a client already sent behind the one in flight were accepted: SIGTERM answers
+        them all, then closes with 1001."""
+        gate = Gate()
+        srv = ServerProcess("--gate", gate.path)
+        try:
+            async def go():
+                c = await Client().connect(srv.url)
+                observations = [make_obs(70 + k) for k in range(3)]
+                for obs in observations:
+                    await c.ws.send(packb(obs))
+                await asyncio.get_running_loop().run_in_executor(None, gate.wait_running)
+                await asyncio.sleep(0.2)  # the two behind it have arrived
+                srv.proc.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.2)
+                gate.release()
+                for obs in observations:
+                    r = await c.reply()
+                    np.testing.assert_allclose(r["actions"], fake_actions(obs), rtol=1e-12, atol=1e-12)
+                self.assertEqual(await c.close_code(), 1001)
+            run(go())
+            self.assertEqual(srv.stop(timeout=30.0), 0)
+        finally:
+            if srv.proc.poll() is None:
+                srv.proc.kill()
+                srv.proc.wait(10)
+
+    def test_silent_connection_does_not_hold_up_shutdown(self):
+        """A TCP connection that never sends its HTTP request is closed at SIGTERM, not waited for
+        until --handshake-timeout (60 s here)."""
+        with ServerProcess("--handshake-timeout", "60") as srv:
+            silent = raw_connect(srv.port)
+            run(good_request_works(srv.url))
+            t0 = time.monotonic()
+            self.assertEqual(srv.stop(timeout=30.0), 0)
+            self.assertLess(time.monotonic() - t0, 30.0)
+            silent.close()
+
+    def test_second_sigterm_stops_at_once(self):
+        """A peer that never answers the close handshake would hold a draining server for the
+        handshake timeout (60 s here); a second SIGTERM stops it now."""
+        srv = ServerProcess("--handshake-timeout", "60", "--idle-timeout", "120")
+        try:
+            s = raw_connect(srv.port)
+            self.assertTrue(raw_handshake(s).startswith(b"HTTP/1.1 101"))
+            srv.proc.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            self.assertIsNone(srv.proc.poll(), "the close handshake is still owed")
+            t0 = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            srv.proc.wait(30)
+            self.assertLess(time.monotonic() - t0, 30.0)
+            self.assertIn("second SIGTERM", srv.stderr())
+            s.close()
+        finally:
+            if srv.proc.poll() is None:
+                srv.proc.kill()
+                srv.proc.wait(10)
+
+class Metrics(unittest.TestCase):
+    def test_metrics_count_outcomes_latency_and_connections(self):
+        """GET /metrics: Prometheus text with requests by outcome, a latency histogram, queue depth,
+        connections and the model's labels; each request also gets one log line with its latency."""
+        with ServerProcess() as srv:
+            async def go():
+                c = await Client().connect(srv.url)
+                await c.infer(make_obs(3))
+                bad = make_obs(4)
+                del bad["observation/state"]
+                with self.assertRaises(ServerError):
+                    await c.infer(bad)
+                await c.close()
+                keep = await Client().connect(srv.url)  # one connection open while scraped
+                text = http_get(srv.port, "/metrics").decode()
+                await keep.close()
+                return text
+            text = run(go())
+            head, _, body = text.partition("\r\n\r\n")
+            self.assertIn("200", head.splitlines()[0])
+            self.assertIn("version=0.0.4", head)
+            lines = body.splitlines()
+            self.assertIn('pi0_requests_total{outcome="ok"} 1', lines)
+            self.assertIn('pi0_requests_total{outcome="error"} 1', lines)
+            self.assertIn('pi0_requests_total{outcome="busy"} 0', lines)
+            self.assertIn('pi0_request_duration_seconds_count 2', lines)
+            self.assertIn('pi0_request_duration_seconds_bucket{le="+Inf"} 2', lines)
+            self.assertIn("pi0_connections 1", lines)
+            self.assertIn("pi0_queue_depth 0", lines)
+            self.assertTrue(any(l.startswith("pi0_model_info{") and l.endswith("} 1") for l in lines), body)
+            for l in lines:  # every sample line parses as NAME[{labels}] VALUE
+                if not l.startswith("#"):
+                    float(l.rsplit(" ", 1)[1])
+            self.assertIn("request 1 answered in", srv.stderr())
+
+class Hosts(unittest.TestCase):
+    def test_host_names_and_ipv6_listen_and_print_a_usable_url(self):
+        for host, want in (("localhost", ("ws://127.0.0.1:", "ws://[::1]:")), ("::1", ("ws://[::1]:",))):
+            with ServerProcess(host=host) as srv:
+                self.assertTrue(srv.url.startswith(want), srv.url)
+                run(good_request_works(srv.url))
 
 
 def main():

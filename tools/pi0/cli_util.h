@@ -1,6 +1,7 @@
 // Small parsing helpers shared by the policy subcommands (tokenize, preprocess, infer).
 #pragma once
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -21,7 +22,9 @@ inline std::vector<double> parse_number_list(const std::string& text, const std:
     char* end = nullptr;
     errno = 0;
     const double v = std::strtod(item.c_str(), &end);
-    if (item.empty() || end == item.c_str() || *end != '\0' || errno == ERANGE)
+    // ERANGE on underflow (1e-320) still gives the nearest value: only overflow is an error.
+    const bool overflow = errno == ERANGE && std::fabs(v) == HUGE_VAL;
+    if (item.empty() || end == item.c_str() || *end != '\0' || overflow)
       throw Error(ErrorInfo{.message = "not a number in a comma-separated list", .field = what,
                    .expected = "v1,v2,...", .got = "'" + item + "' in '" + text + "'"});
     out.push_back(v);

@@ -14,7 +14,8 @@
 #include "commands.h"
 #include "core/progress.h"
 #include "core/random.h"
-#include "io/random_checkpoint.h"
+#include "model/random_checkpoint.h"
+#include "model/layout.h"
 #include "model/pi0_model.h"
 #include "pi0/error.h"
 #include "pi0/threads.h"
@@ -88,115 +89,162 @@ std::vector<std::pair<std::string, OpProfile>> sorted_profile(const CountingBack
   return v;
 }
 
+struct BenchArgs {
+  std::string preset = "pi0", checkpoint, backend = default_backend_name(), cache = "out/bench";
+  int cameras = 3, tokens = -1, runs = 3, steps = 0;
+  bool json = false, profile = false;
+};
+
+// What one bench run measured (medians over the timed runs), and the model it timed.
+struct BenchResult {
+  std::unique_ptr<Pi0Model> model;
+  const CountingBackend* counter = nullptr;  // owned by the model; its op profile
+  std::string dir;
+  double load_s = 0, peak = 0, flops = 0;
+  double total_ms = 0, vision_ms = 0, prefix_ms = 0, step_ms = 0;
+  int tokens = 0, steps = 0;
+  uint64_t rss = 0;
+  double gflops() const { return flops / (total_ms * 1e6); }
+};
+
+// The checkpoint to time: the user's, or a random one of the preset written once into the cache.
+std::string bench_checkpoint(const BenchArgs& a) {
+  if (!a.checkpoint.empty()) return a.checkpoint;
+  const std::string dir = a.cache + "/" + a.preset + "-bf16";
+  if (!std::filesystem::exists(dir + "/model.safetensors")) {
+    // Say where and how much before writing gigabytes into the working directory.
+    const ModelConfig c = model_preset(a.preset);
+    uint64_t bytes = 0;
+    for (const auto& spec : checkpoint_layout(c)) bytes += 2 * static_cast<uint64_t>(shape_numel(spec.shape));
+    std::fprintf(stderr, "bench: writing a random %s checkpoint (bf16, %.1f GB) to %s, reused by later runs "
+                         "(--cache DIR puts it elsewhere; --checkpoint DIR times your own)\n",
+                 a.preset.c_str(), bytes / 1e9, dir.c_str());
+    write_random_checkpoint(dir, model_preset(a.preset), {.dtype = DType::BF16, .seed = 1, .progress = stderr_is_tty()});
+  }
+  return dir;
+}
+
+// One warm-up run (first touch of buffers, oneDNN primitive creation), then `runs` timed ones.
+void time_runs(const Pi0Model& model, const ModelInputs& in, const BenchArgs& a, CountingBackend& counter,
+               BenchResult& r) {
+  SampleOptions opt;
+  opt.num_steps = a.steps;
+  opt.seed = 1;
+  std::vector<double> total, vision, prefix, step;
+  Progress bar("bench", static_cast<uint64_t>(a.runs + 1), stderr_is_tty() && !a.json);
+  for (int run = 0; run <= a.runs; ++run) {
+    SampleTimings tm;
+    opt.timings = &tm;
+    if (run <= 1) counter.reset();  // the profile sums the timed runs
+    auto s0 = std::chrono::steady_clock::now();
+    model.sample_actions(in, opt);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
+    bar.update(static_cast<uint64_t>(run + 1));
+    if (run == 0) continue;
+    r.flops = counter.flops() / run;
+    total.push_back(ms);
+    vision.push_back(tm.vision_ms);
+    prefix.push_back(tm.prefix_ms);
+    step.push_back(median(tm.step_ms));
+  }
+  bar.finish();
+  r.total_ms = median(total);
+  r.vision_ms = median(vision);
+  r.prefix_ms = median(prefix);
+  r.step_ms = median(step);
+}
+
+BenchResult run_bench(const BenchArgs& a) {
+  BenchResult r;
+  r.dir = bench_checkpoint(a);
+  auto t0 = std::chrono::steady_clock::now();
+  auto counting = std::make_unique<CountingBackend>(make_backend(a.backend));
+  CountingBackend* counter = counting.get();
+  counter->set_profiling(a.profile);
+  r.model = std::make_unique<Pi0Model>(open_checkpoint(r.dir, {.populate = true}), std::move(counting));
+  r.counter = counter;
+  r.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const ModelConfig& c = r.model->config();
+  if (a.cameras > static_cast<int>(c.cameras.size()))
+    throw Error({.message = "more cameras than the model has", .field = "--cameras",
+                 .expected = "<= " + std::to_string(c.cameras.size()), .got = std::to_string(a.cameras)});
+  if (a.tokens > c.max_token_len)
+    throw Error({.message = "more prompt tokens than the model's token window", .field = "--tokens",
+                 .expected = "0 .. " + std::to_string(c.max_token_len), .got = std::to_string(a.tokens)});
+  r.tokens = a.tokens < 0 ? c.max_token_len : a.tokens;
+  r.steps = a.steps > 0 ? a.steps : c.num_steps;
+  std::fprintf(stderr, "bench: measuring the GEMM peak\n");  // after the argument checks: it takes seconds
+  r.peak = measure_gemm_peak();
+  time_runs(*r.model, bench_inputs(c, a.cameras, r.tokens), a, *counter, r);
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  r.rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+  return r;
+}
+
+void print_json(const BenchArgs& a, const BenchResult& r) {
+  const ModelConfig& c = r.model->config();
+  nlohmann::ordered_json j = {
+      {"checkpoint", r.dir}, {"variant", c.variant()}, {"backend", a.backend}, {"threads", num_threads()},
+      {"cameras", a.cameras}, {"tokens", r.tokens}, {"steps", r.steps}, {"runs", a.runs}, {"load_s", r.load_s},
+      {"total_ms", r.total_ms}, {"flops", r.flops}, {"achieved_gflops", r.gflops()}, {"peak_gflops", r.peak},
+      {"peak_dtype", cpu::dnnl_bf16_supported() ? "bf16" : "f32"}, {"fraction_of_peak", r.gflops() / r.peak},
+      {"peak_rss_bytes", r.rss},
+      {"stages_ms", {{"vision", r.vision_ms}, {"prefix", r.prefix_ms}, {"denoise_step", r.step_ms},
+                     {"denoise_total", r.step_ms * r.steps}}}};
+  if (a.profile) {
+    nlohmann::ordered_json ops = nlohmann::ordered_json::array();
+    for (const auto& [key, p] : sorted_profile(*r.counter))
+      ops.push_back({{"op", key}, {"calls", p.calls / a.runs}, {"ms", 1e3 * p.seconds / a.runs},
+                     {"gflops", p.seconds > 0 ? p.flops / p.seconds / 1e9 : 0.0}});
+    j["profile"] = ops;
+  }
+  std::printf("%s\n", j.dump(2).c_str());
+}
+
+void print_text(const BenchArgs& a, const BenchResult& r) {
+  const ModelConfig& c = r.model->config();
+  std::printf("%s, %s backend, %d threads, %d camera(s), %d tokens, %d steps (median of %d runs)\n",
+              c.variant().c_str(), a.backend.c_str(), num_threads(), a.cameras, r.tokens, r.steps, a.runs);
+  std::printf("  load            %9.1f ms\n", r.load_s * 1e3);
+  std::printf("  vision          %9.1f ms\n", r.vision_ms);
+  std::printf("  prefix          %9.1f ms\n", r.prefix_ms);
+  std::printf("  denoise step    %9.1f ms  (x%d)\n", r.step_ms, r.steps);
+  std::printf("  total           %9.1f ms\n", r.total_ms);
+  std::printf("  work            %9.1f GFLOP, %.1f GFLOP/s achieved\n", r.flops / 1e9, r.gflops());
+  std::printf("  %s GEMM peak  %9.1f GFLOP/s (measured now) -> %.1f%% of peak\n",
+              cpu::dnnl_bf16_supported() ? "bf16" : "f32 ", r.peak, 100 * r.gflops() / r.peak);
+  std::printf("  peak RSS        %9.2f GB\n", r.rss / 1e9);
+  if (!a.profile) return;
+  std::printf("\n  %-44s %7s %10s %6s %9s\n", "op (rows x in -> out)", "calls", "ms/run", "share", "GFLOP/s");
+  for (const auto& [key, p] : sorted_profile(*r.counter)) {
+    const double ms = 1e3 * p.seconds / a.runs;
+    if (ms < 0.05 * r.total_ms / 100) continue;  // below 0.05%: noise
+    std::printf("  %-44s %7lld %10.1f %5.1f%% %9s\n", key.c_str(), static_cast<long long>(p.calls / a.runs), ms,
+                100 * ms / r.total_ms, p.flops > 0 ? std::to_string(static_cast<int>(p.flops / p.seconds / 1e9)).c_str() : "");
+  }
+}
+
 }  // namespace
 
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Time the full-size model stage by stage (random weights unless --checkpoint)");
-  struct Args {
-    std::string preset = "pi0", checkpoint, backend = default_backend_name(), cache = "out/bench";
-    int cameras = 3, tokens = -1, runs = 3, steps = 0;
-    bool json = false, profile = false;
-  };
-  auto a = std::make_shared<Args>();
-  cmd->add_option("--preset", a->preset, "pi0 | pi05 (ignored with --checkpoint)")->check(CLI::IsMember({"pi0", "pi05", "tiny-pi0", "tiny-pi05"}))->capture_default_str();
+  auto a = std::make_shared<BenchArgs>();
+  cmd->add_option("--preset", a->preset, "model size to generate (ignored with --checkpoint)")
+      ->check(CLI::IsMember(model_preset_names()))->capture_default_str();
   cmd->add_option("--checkpoint", a->checkpoint, "benchmark this checkpoint instead of random weights");
   cmd->add_option("--cameras", a->cameras, "cameras with an image (the rest are masked)")->check(CLI::Range(1, 16))->capture_default_str();
-  cmd->add_option("--tokens", a->tokens, "valid prompt tokens (default: all max_token_len)");
+  cmd->add_option("--tokens", a->tokens, "valid prompt tokens, 0 .. max_token_len (default: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--runs", a->runs, "timed runs after one warm-up; medians are reported")->check(CLI::Range(1, 100))->capture_default_str();
-  cmd->add_option("--steps", a->steps, "denoising steps (default: the config's)");
+  cmd->add_option("--steps", a->steps, "denoising steps (default: the config's)")->check(CLI::Range(1, 1000));
   cmd->add_option("--backend", a->backend, "cpu | reference")->capture_default_str();
   cmd->add_option("--cache", a->cache, "where the random checkpoint is written once and reused")->capture_default_str();
   cmd->add_flag("--json", a->json, "print one JSON object");
   cmd->add_flag("--profile", a->profile, "also time every op, grouped by kind and shape (where the time goes)");
   cmd->callback([a] {
-    const bool tty = stderr_is_tty() && !a->json;
-    std::string dir = a->checkpoint;
-    if (dir.empty()) {
-      dir = a->cache + "/" + a->preset + "-bf16";
-      if (!std::filesystem::exists(dir + "/model.safetensors")) {
-        std::fprintf(stderr, "bench: writing a random %s checkpoint (bf16) to %s (once)\n", a->preset.c_str(), dir.c_str());
-        write_random_checkpoint(dir, model_preset(a->preset), {.dtype = DType::BF16, .seed = 1, .progress = stderr_is_tty()});
-      }
-    }
-    std::fprintf(stderr, "bench: measuring the bf16 GEMM peak\n");
-    const double peak = measure_gemm_peak();
-    auto t0 = std::chrono::steady_clock::now();
-    auto counting = std::make_unique<CountingBackend>(make_backend(a->backend));
-    CountingBackend* counter = counting.get();
-    counter->set_profiling(a->profile);
-    Pi0Model model(open_checkpoint(dir, {.populate = true}), std::move(counting));
-    const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const ModelConfig& c = model.config();
-    if (a->cameras > static_cast<int>(c.cameras.size()))
-      throw Error({.message = "more cameras than the model has", .field = "--cameras",
-                   .expected = "<= " + std::to_string(c.cameras.size()), .got = std::to_string(a->cameras)});
-    const int tokens = a->tokens < 0 ? c.max_token_len : std::min(a->tokens, c.max_token_len);
-    ModelInputs in = bench_inputs(c, a->cameras, tokens);
-    SampleOptions opt;
-    opt.num_steps = a->steps;
-    opt.seed = 1;
-    std::vector<double> total, vision, prefix, step;
-    double flops = 0;
-    Progress bar("bench", static_cast<uint64_t>(a->runs + 1), tty);
-    for (int r = 0; r <= a->runs; ++r) {
-      SampleTimings tm;
-      opt.timings = &tm;
-      if (r <= 1) counter->reset();  // the profile sums the timed runs
-      auto s0 = std::chrono::steady_clock::now();
-      model.sample_actions(in, opt);
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
-      bar.update(static_cast<uint64_t>(r + 1));
-      if (r == 0) continue;  // warm-up: first-touch of buffers, oneDNN primitive creation
-      flops = counter->flops() / r;
-      total.push_back(ms);
-      vision.push_back(tm.vision_ms);
-      prefix.push_back(tm.prefix_ms);
-      step.push_back(median(tm.step_ms));
-    }
-    bar.finish();
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    const double total_ms = median(total), gflops = flops / (total_ms * 1e6);
-    const uint64_t rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
-    const int steps = a->steps > 0 ? a->steps : c.num_steps;
-    if (a->json) {
-      nlohmann::ordered_json j = {
-          {"checkpoint", dir}, {"variant", c.variant()}, {"backend", a->backend}, {"threads", num_threads()},
-          {"cameras", a->cameras}, {"tokens", tokens}, {"steps", steps}, {"runs", a->runs}, {"load_s", load_s},
-          {"total_ms", total_ms}, {"flops", flops}, {"achieved_gflops", gflops}, {"peak_gflops", peak}, {"peak_dtype", cpu::dnnl_bf16_supported() ? "bf16" : "f32"},
-          {"fraction_of_peak", gflops / peak}, {"peak_rss_bytes", rss},
-          {"stages_ms", {{"vision", median(vision)}, {"prefix", median(prefix)}, {"denoise_step", median(step)},
-                         {"denoise_total", median(step) * steps}}}};
-      if (a->profile) {
-        nlohmann::ordered_json ops = nlohmann::ordered_json::array();
-        for (const auto& [key, p] : sorted_profile(*counter))
-          ops.push_back({{"op", key}, {"calls", p.calls / a->runs}, {"ms", 1e3 * p.seconds / a->runs},
-                         {"gflops", p.seconds > 0 ? p.flops / p.seconds / 1e9 : 0.0}});
-        j["profile"] = ops;
-      }
-      std::printf("%s\n", j.dump(2).c_str());
-      return;
-    }
-    std::printf("%s, %s backend, %d threads, %d camera(s), %d tokens, %d steps (median of %d runs)\n",
-                c.variant().c_str(), a->backend.c_str(), num_threads(), a->cameras, tokens, steps, a->runs);
-    std::printf("  load            %9.1f ms\n", load_s * 1e3);
-    std::printf("  vision          %9.1f ms\n", median(vision));
-    std::printf("  prefix          %9.1f ms\n", median(prefix));
-    std::printf("  denoise step    %9.1f ms  (x%d)\n", median(step), steps);
-    std::printf("  total           %9.1f ms\n", total_ms);
-    std::printf("  work            %9.1f GFLOP, %.1f GFLOP/s achieved\n", flops / 1e9, gflops);
-    std::printf("  %s GEMM peak  %9.1f GFLOP/s (measured now) -> %.1f%% of peak\n",
-                cpu::dnnl_bf16_supported() ? "bf16" : "f32 ", peak, 100 * gflops / peak);
-    std::printf("  peak RSS        %9.2f GB\n", rss / 1e9);
-    if (a->profile) {
-      std::printf("\n  %-44s %7s %10s %6s %9s\n", "op (rows x in -> out)", "calls", "ms/run", "share", "GFLOP/s");
-      for (const auto& [key, p] : sorted_profile(*counter)) {
-        const double ms = 1e3 * p.seconds / a->runs;
-        if (ms < 0.05 * total_ms / 100) continue;  // below 0.05%: noise
-        std::printf("  %-44s %7lld %10.1f %5.1f%% %9s\n", key.c_str(), static_cast<long long>(p.calls / a->runs), ms,
-                    100 * ms / total_ms, p.flops > 0 ? std::to_string(static_cast<int>(p.flops / p.seconds / 1e9)).c_str() : "");
-      }
-    }
+    const BenchResult r = run_bench(*a);
+    if (a->json) print_json(*a, r);
+    else print_text(*a, r);
   });
 }
 

@@ -46,7 +46,7 @@ void add_compare(CLI::App& app) {
   struct Args { std::string checkpoint, case_file, backends = "reference,cpu"; };
   auto a = std::make_shared<Args>();
   cmd->add_option("--checkpoint", a->checkpoint, "checkpoint directory")->required();
-  cmd->add_option("--case", a->case_file, "case .safetensors with the inputs (golden README §4 names)")->required();
+  cmd->add_option("--case", a->case_file, "case .safetensors with the inputs (names as in tests/data/golden/README.md)")->required();
   cmd->add_option("--backends", a->backends, "two backends, comma-separated: baseline,candidate")->capture_default_str();
   cmd->callback([a] {
     std::vector<std::string> names;

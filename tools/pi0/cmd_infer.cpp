@@ -3,6 +3,7 @@
 // returns, as a table or JSON, with the time taken.
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
@@ -38,17 +39,93 @@ void put(Dict& obs, const std::string& key, Value v, bool nested) {
   group.get_if<Dict>()->emplace(key.substr(slash + 1), std::move(v));
 }
 
+struct InferArgs {
+  std::string checkpoint, robot, state, prompt, tokenizer, norm_stats, backend;
+  std::vector<std::string> images;
+  bool json = false;
+  std::optional<uint64_t> seed;
+};
+
+// --image KEY=FILE flags -> decoded uint8 HWC images under the robot's observation keys.
+void put_images(const InferArgs& a, const RobotConfig& r, Dict& obs) {
+  const bool nested = !r.images_group.empty();  // ALOHA clients send {"images": {...}}
+  std::map<std::string, std::string> given;  // model camera -> the --image that set it
+  for (const std::string& spec : a.images) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      throw Error(ErrorInfo{.message = "--image takes KEY=FILE", .field = "--image", .expected = "KEY=FILE", .got = spec});
+    const RobotCamera& cam = camera_for(r, spec.substr(0, eq));
+    // Two flags naming one camera (e.g. by its key and by its model name): which was meant?
+    if (auto [it, fresh] = given.emplace(cam.model_key, spec); !fresh)
+      throw Error(ErrorInfo{.message = "camera " + cam.model_key + " given twice", .field = "--image",
+                            .expected = "one --image per camera", .got = it->second + " and " + spec});
+    const ImageU8 img = decode_image_file(spec.substr(eq + 1));
+    Tensor t = Tensor::zeros(DType::U8, {img.height, img.width, 3});
+    std::copy(img.pixels.begin(), img.pixels.end(), t.data_mut<uint8_t>());
+    put(obs, cam.obs_key, Value(std::move(t)), nested);
+  }
+}
+
+// The --state flag carries every state value; split it over the robot's state keys.
+void put_state(const InferArgs& a, const RobotConfig& r, Dict& obs) {
+  const std::vector<double> state = parse_number_list(a.state, "--state");
+  if (static_cast<int>(state.size()) != r.state_dim())
+    throw Error(ErrorInfo{.message = "robot " + r.name + " takes " + std::to_string(r.state_dim()) + " state values",
+                 .field = "--state", .expected = std::to_string(r.state_dim()) + " values",
+                 .got = std::to_string(state.size())});
+  size_t off = 0;
+  for (const auto& part : r.state) {
+    Tensor t = Tensor::zeros(DType::F64, {part.size});
+    std::copy_n(state.begin() + static_cast<std::ptrdiff_t>(off), part.size, t.data_mut<double>());
+    off += static_cast<size_t>(part.size);
+    put(obs, part.obs_key, Value(std::move(t)), false);
+  }
+}
+
+// The observation a robot client would send, built from the flags.
+Dict observation_from_flags(const InferArgs& a, const RobotConfig& r) {
+  Dict obs;
+  put_images(a, r, obs);
+  put_state(a, r, obs);
+  if (!a.prompt.empty()) obs["prompt"] = Value(a.prompt);
+  return obs;
+}
+
+void print_json(const Policy& policy, const Dict& obs, const Tensor& act, double infer_ms, double load_ms) {
+  const int64_t H = act.dim(0), D = act.dim(1);
+  const double* v = act.data<double>();
+  nlohmann::ordered_json j;
+  j["robot"] = policy.robot().name;
+  j["prompt"] = policy.prepare(obs).prompt;
+  std::vector<std::vector<double>> rows(static_cast<size_t>(H));
+  for (int64_t h = 0; h < H; ++h) rows[h].assign(v + h * D, v + (h + 1) * D);
+  j["actions"] = rows;
+  j["infer_ms"] = infer_ms;
+  j["load_ms"] = load_ms;
+  std::printf("%s\n", j.dump(2).c_str());
+}
+
+void print_table(const RobotConfig& r, const Tensor& act, double infer_ms, double load_ms) {
+  const int64_t H = act.dim(0), D = act.dim(1);
+  const double* v = act.data<double>();
+  std::printf("action chunk: %lld steps x %lld dims (robot %s, %s actions)\n", static_cast<long long>(H),
+              static_cast<long long>(D), r.name.c_str(), r.delta_mask.empty() ? "absolute" : "delta -> absolute");
+  std::printf("%5s", "step");
+  for (int64_t d = 0; d < D; ++d) std::printf(" %9s", ("a" + std::to_string(d)).c_str());
+  std::printf("\n");
+  for (int64_t h = 0; h < H; ++h) {
+    std::printf("%5lld", static_cast<long long>(h));
+    for (int64_t d = 0; d < D; ++d) std::printf(" %9.4f", v[h * D + d]);
+    std::printf("\n");
+  }
+  std::printf("inference: %.1f ms (load: %.1f ms)\n", infer_ms, load_ms);
+}
+
 }  // namespace
 
 void add_infer(CLI::App& app) {
   auto* cmd = app.add_subcommand("infer", "Run the policy on images + state + prompt and print the action chunk");
-  struct Args {
-    std::string checkpoint, robot, state, prompt, tokenizer, norm_stats, backend;
-    std::vector<std::string> images;
-    bool json = false;
-    std::optional<uint64_t> seed;
-  };
-  auto a = std::make_shared<Args>();
+  auto a = std::make_shared<InferArgs>();
   cmd->add_option("--checkpoint", a->checkpoint, "checkpoint directory")->required();
   cmd->add_option("--robot", a->robot, "aloha | aloha_sim | droid | libero | path/to/robot.json")->required();
   cmd->add_option("--image", a->images, "KEY=FILE, one per camera (KEY: observation key, e.g. observation/image, "
@@ -67,65 +144,14 @@ void add_infer(CLI::App& app) {
                      .default_prompt = "", .backend = a->backend};
     auto policy = Policy::load(a->checkpoint, po);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    const RobotConfig& r = policy->robot();
-
-    Dict obs;
-    const bool nested = !r.images_group.empty();  // ALOHA clients send {"images": {...}}
-    for (const std::string& spec : a->images) {
-      const size_t eq = spec.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
-        throw Error(ErrorInfo{.message = "--image takes KEY=FILE", .field = "--image", .expected = "KEY=FILE", .got = spec});
-      const RobotCamera& cam = camera_for(r, spec.substr(0, eq));
-      const ImageU8 img = decode_image_file(spec.substr(eq + 1));
-      Tensor t = Tensor::zeros(DType::U8, {img.height, img.width, 3});
-      std::copy(img.pixels.begin(), img.pixels.end(), t.data_mut<uint8_t>());
-      put(obs, cam.obs_key, Value(std::move(t)), nested);
-    }
-    // The state flag carries every state value; split it over the robot's state keys.
-    const std::vector<double> state = parse_number_list(a->state, "--state");
-    if (static_cast<int>(state.size()) != r.state_dim())
-      throw Error(ErrorInfo{.message = "robot " + r.name + " takes " + std::to_string(r.state_dim()) + " state values",
-                   .field = "--state", .expected = std::to_string(r.state_dim()) + " values",
-                   .got = std::to_string(state.size())});
-    size_t off = 0;
-    for (const auto& part : r.state) {
-      Tensor t = Tensor::zeros(DType::F64, {part.size});
-      std::copy_n(state.begin() + static_cast<std::ptrdiff_t>(off), part.size, t.data_mut<double>());
-      off += static_cast<size_t>(part.size);
-      put(obs, part.obs_key, Value(std::move(t)), false);
-    }
-    if (!a->prompt.empty()) obs["prompt"] = Value(a->prompt);
-
+    const Dict obs = observation_from_flags(*a, policy->robot());
     InferOptions io;
     io.seed = a->seed;
     const Dict reply = policy->infer(obs, io);
     const Tensor& act = *reply.at("actions").get_if<Tensor>();
     const double infer_ms = *reply.at("policy_timing").get_if<Dict>()->at("infer_ms").get_if<double>();
-    const int64_t H = act.dim(0), D = act.dim(1);
-    const double* v = act.data<double>();
-    if (a->json) {
-      nlohmann::ordered_json j;
-      j["robot"] = r.name;
-      j["prompt"] = policy->prepare(obs).prompt;
-      std::vector<std::vector<double>> rows(static_cast<size_t>(H));
-      for (int64_t h = 0; h < H; ++h) rows[h].assign(v + h * D, v + (h + 1) * D);
-      j["actions"] = rows;
-      j["infer_ms"] = infer_ms;
-      j["load_ms"] = load_ms;
-      std::printf("%s\n", j.dump(2).c_str());
-      return;
-    }
-    std::printf("action chunk: %lld steps x %lld dims (robot %s, %s actions)\n", static_cast<long long>(H),
-                static_cast<long long>(D), r.name.c_str(), r.delta_mask.empty() ? "absolute" : "delta -> absolute");
-    std::printf("%5s", "step");
-    for (int64_t d = 0; d < D; ++d) std::printf(" %9s", ("a" + std::to_string(d)).c_str());
-    std::printf("\n");
-    for (int64_t h = 0; h < H; ++h) {
-      std::printf("%5lld", static_cast<long long>(h));
-      for (int64_t d = 0; d < D; ++d) std::printf(" %9.4f", v[h * D + d]);
-      std::printf("\n");
-    }
-    std::printf("inference: %.1f ms (load: %.1f ms)\n", infer_ms, load_ms);
+    if (a->json) print_json(*policy, obs, act, infer_ms, load_ms);
+    else print_table(policy->robot(), act, infer_ms, load_ms);
   });
 }
 

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "commands.h"
-#include "io/checkpoint.h"
+#include "model/checkpoint.h"
 
 namespace pi0::cli {
 

@@ -1,4 +1,4 @@
-// pi0 preprocess: an image exactly as the model will see it (SPEC §6.3): resize-with-pad to the
+// pi0 preprocess: an image exactly as the model will see it (docs/model.md §6.3): resize-with-pad to the
 // model's size and scaling to [-1, 1], written as safetensors for comparison with other engines.
 #include <cstdio>
 

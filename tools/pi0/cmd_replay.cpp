@@ -1,4 +1,4 @@
-// pi0 replay: run a recorded case (golden README §4 input names) and write every output the case
+// pi0 replay: run a recorded case (tests/data/golden/README.md, section "A case file" input names) and write every output the case
 // expects, under the same names without the `expect.` prefix. Also prints how each compares.
 #include <cstdio>
 

@@ -1,21 +1,13 @@
 // pi0 serve --checkpoint DIR --robot NAME [--port 8000] [--host 0.0.0.0] ...: serve a policy to
-// openpi robot clients (openpi's serve_policy.py protocol, SPEC §7) on one port, with
+// openpi robot clients (openpi's serve_policy.py protocol, docs/model.md §7) on one port, with
 // GET /healthz beside the WebSocket endpoint. SIGINT/SIGTERM finish the requests in flight first.
 #include <cstdio>
 #include <memory>
 
 #include "commands.h"
 #include "pi0/error.h"
-#include "serve/server.h"
-
-// The policy front end (src/policy/policy.h) lands separately. Until it is in the tree this
-// command reports that instead of serving; with it, it serves pi0::Policy. Nothing else changes.
-#if __has_include("policy/policy.h")
 #include "policy/policy.h"
-#define PI0_HAVE_POLICY 1
-#else
-#define PI0_HAVE_POLICY 0
-#endif
+#include "serve/server.h"
 
 namespace pi0::cli {
 
@@ -28,7 +20,6 @@ struct ServeArgs {
 };
 
 void run(const ServeArgs& a) {
-#if PI0_HAVE_POLICY
   PolicyOptions po;
   po.robot = a.robot;
   po.tokenizer_path = a.tokenizer;
@@ -38,18 +29,15 @@ void run(const ServeArgs& a) {
   std::shared_ptr<const Policy> policy = Policy::load(a.checkpoint, po);
   serve::InferFn infer = [policy](const Dict& obs) { return policy->infer(obs); };
   Dict metadata = policy->metadata();
-#else
-  (void)a;
-  serve::InferFn infer;
-  Dict metadata;
-  throw Error("pi0 serve: this build has no policy front end (src/policy/policy.h) yet");
-#endif
   serve::ServerOptions opt = a.opt;
+  opt.model_info = {{"checkpoint", a.checkpoint}, {"variant", policy->config().variant()},
+                    {"robot", policy->robot().name}, {"backend", a.backend.empty() ? default_backend_name() : a.backend}};
   opt.handle_signals = true;
   opt.log = !a.quiet;
   serve::Server server(opt, std::move(infer), std::move(metadata));
-  std::printf("listening on ws://%s:%u (GET /healthz for health; Ctrl-C stops after the requests in flight)\n",
-              opt.host.c_str(), unsigned(server.port()));
+  std::printf("listening on %s (GET /healthz for health, /metrics for Prometheus; Ctrl-C stops after the "
+              "requests in flight)\n",
+              server.url().c_str());
   std::fflush(stdout);
   server.run();
   std::fprintf(stderr, "pi0 serve: stopped\n");
@@ -84,6 +72,9 @@ void add_serve(CLI::App& app) {
                   "its closing handshake); a TCP connect that sends nothing is closed after this")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--idle-timeout", o.idle_timeout_s, "seconds of silence (pings unanswered) before a client is dropped")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--message-timeout", o.message_timeout_s,
+                  "seconds a message may take to arrive once it has begun (a client trickling a frame is dropped)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--shutdown-timeout", o.shutdown_timeout_s, "seconds a shutdown waits for requests in flight")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -1,4 +1,4 @@
-// pi0 tokenize: a prompt as the model sees it (SPEC §5) — ids and mask in openpi's π0 or π0.5
+// pi0 tokenize: a prompt as the model sees it (docs/model.md §5) — ids and mask in openpi's π0 or π0.5
 // format — for checking a tokenizer file or a prompt without loading a model.
 #include <cstdio>
 #include <nlohmann/json.hpp>

@@ -4,13 +4,19 @@
 
 #include "commands.h"
 #include "pi0/error.h"
+#include "pi0/log.h"
 #include "pi0/threads.h"
 
 int main(int argc, char** argv) {
+  pi0::set_log_callback(pi0::log_to_stderr());
   CLI::App app{
       "pi0.cpp: C++ inference for Physical Intelligence's pi0 / pi0.5 vision-language-action policies.\n"
       "Loads openpi PyTorch (or LeRobot) checkpoints: a directory with config.json and model.safetensors."};
   app.require_subcommand(1);
+  // Global options may come after the subcommand too (`pi0 bench --threads 2`): a subcommand
+  // hands the options it does not know to its parent. Set before the subcommands are added,
+  // which inherit it.
+  app.fallthrough();
   app.set_version_flag("--version", "pi0.cpp 0.1.0");
   int threads = 0;
   app.add_option("--threads", threads, "worker threads for every heavy op (default: all cores)")->check(CLI::NonNegativeNumber);
@@ -23,6 +29,8 @@ int main(int argc, char** argv) {
   pi0::cli::add_tokenize(app);
   pi0::cli::add_preprocess(app);
   pi0::cli::add_infer(app);
+  for (CLI::App* sub : app.get_subcommands({}))
+    sub->footer("Global options, accepted before or after the subcommand:\n  --threads N   worker threads for every heavy op (default: all cores)");
   app.parse_complete_callback([&] { pi0::set_num_threads(threads); });
   try {
     app.parse(argc, argv);

@@ -14,6 +14,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/precision_probe.h"
 #include "pi0/error.h"
+#include "pi0/log.h"
 #include "pi0/threads.h"
 
 namespace pi0 {
@@ -153,7 +154,9 @@ class CpuBackend : public Backend {
       w.release_mapped_pages();  // the s8 copy is all the GEMMs read
     } else {
       const DType want = bf16_ ? DType::BF16 : DType::F32;
-      r->w = (w.dtype() == want ? w : w.to(want)).reshaped({r->out, r->in});
+      // An owned copy either way: after load nothing reads the checkpoint's map (a file rewritten
+      // under a running server must not change its weights, nor a truncated one crash it).
+      r->w = (w.dtype() == want ? w.owned() : w.to(want)).reshaped({r->out, r->in});
       r->tiny = bf16_ && cpu::has_avx512_bf16() && small;
     }
     // Every other layer is reordered once into oneDNN's blocked layout for its typical row count

@@ -1,4 +1,4 @@
-// The reference backend: plain fp32 loops that follow SPEC §2 literally. It is the truth every
+// The reference backend: plain fp32 loops that follow docs/model.md §2 literally. It is the truth every
 // faster backend is measured against, so clarity wins over speed here; the only concession is
 // splitting independent rows/columns over the thread pool. Reductions over a row (norm
 // statistics, softmax sums) accumulate in double so the reference stays closer to the float64
@@ -59,7 +59,7 @@ class ReferenceBackend : public Backend {
     auto r = std::make_unique<RefLinear>();
     r->out = w.dim(0);
     r->in = w.numel() / r->out;  // conv kernels [O, C, p, p] are used as [O, C·p·p]
-    r->w = w;
+    r->w = w.owned();  // never read the checkpoint's map after load
     if (bias) {
       r->b = bias->to_f32_vector();
       r->has_bias = true;

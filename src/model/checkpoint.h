@@ -1,13 +1,13 @@
-// A checkpoint directory (SPEC §4.2, §4.3): config.json + model.safetensors (or shards with
-// model.safetensors.index.json), openpi or LeRobot key names. Opening it maps the files, settles
-// the config against the tensors and checks the complete tensor set, reporting every problem at once.
+// A π0 checkpoint: a directory with config.json and the tensor files io/tensor_files reads.
+// Opening it settles the config against the stored tensors (what config.json leaves out) and
+// checks the complete tensor set against model/layout, reporting every problem at once.
 #pragma once
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "io/safetensors.h"
+#include "io/tensor_files.h"
 #include "model/layout.h"
 #include "pi0/config.h"
 #include "pi0/tensor.h"

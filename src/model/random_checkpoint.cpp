@@ -1,4 +1,4 @@
-#include "io/random_checkpoint.h"
+#include "model/random_checkpoint.h"
 
 #include <cmath>
 #include <filesystem>
