@@ -328,11 +328,14 @@ TEST(PolicyCli, InferOnTheBundle) {
                            s + "/base.png --image wrist_image=" + s + "/wrist.png ";
   CliRun r = run(base + "--state 0.1,0.2,0.3,0,0,0,0.04,-0.04 --prompt 'pick up the red block' --seed 1 --json");
   ASSERT_EQ(r.code, 0) << r.out;
-  auto j = nlohmann::json::parse(r.out);
+  // run() merges stderr, where loading prints one line naming the precision; the JSON follows it.
+  EXPECT_EQ(r.out.rfind("reference backend, precision f32", 0), 0u) << r.out;
+  auto json_of = [](const std::string& out) { return nlohmann::json::parse(out.substr(out.find('{'))); };
+  auto j = json_of(r.out);
   EXPECT_EQ(j["actions"].size(), static_cast<size_t>(model_preset("tiny-pi0").action_horizon));
   EXPECT_EQ(j["actions"][0].size(), 7u);
   CliRun again = run(base + "--state 0.1,0.2,0.3,0,0,0,0.04,-0.04 --prompt 'pick up the red block' --seed 1 --json");
-  EXPECT_EQ(nlohmann::json::parse(again.out)["actions"], j["actions"]);
+  EXPECT_EQ(json_of(again.out)["actions"], j["actions"]);
   r = run(base + "--state 0.1,0.2,0.3,0,0,0,0.04,-0.04 --prompt 'pick up'");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("action chunk"), std::string::npos) << r.out;

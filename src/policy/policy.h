@@ -19,6 +19,7 @@ struct PolicyOptions {
   std::string norm_stats_path;  // file or directory; empty: <checkpoint>/assets/<asset_id>/norm_stats.json
   std::string default_prompt;   // used when an observation has no "prompt" (before the robot's default)
   std::string backend;          // empty: the default backend
+  Precision precision = Precision::Auto;  // the backend's compute type
 };
 
 // Extras beyond openpi's infer(obs), for the CLI and tests.

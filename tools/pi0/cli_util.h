@@ -1,11 +1,13 @@
 // Small parsing helpers shared by the policy subcommands (tokenize, preprocess, infer).
 #pragma once
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "backend/precision.h"
 #include "pi0/error.h"
 
 namespace pi0::cli {
@@ -44,5 +46,27 @@ inline void parse_size(const std::string& text, int* h, int* w) {
   *h = static_cast<int>(v[0]);
   *w = static_cast<int>(v[1]);
 }
+
+// "a,b,c" -> {"a", "b", "c"} (empty items kept, so a count check catches "a,,b").
+inline std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (true) {
+    const size_t e = text.find(',', b);
+    out.push_back(text.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    if (e == std::string::npos) return out;
+    b = e + 1;
+  }
+}
+
+// --precision on every command that runs the model (replay, compare, bench, infer, serve).
+inline void add_precision_option(CLI::App* cmd, std::string* value) {
+  cmd->add_option("--precision", *value,
+                  "auto | bf16 | f32 | int8 (auto: the faster of bf16 and f32, measured at load; int8: opt-in W8A8, "
+                  "changes results more)")
+      ->capture_default_str();
+}
+
+inline BackendOptions backend_options(const std::string& precision) { return {.precision = parse_precision(precision)}; }
 
 }  // namespace pi0::cli

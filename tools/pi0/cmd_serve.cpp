@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "pi0/error.h"
 #include "policy/policy.h"
@@ -14,7 +15,7 @@ namespace pi0::cli {
 namespace {
 
 struct ServeArgs {
-  std::string checkpoint, robot, tokenizer, norm_stats, default_prompt, backend;
+  std::string checkpoint, robot, tokenizer, norm_stats, default_prompt, backend, precision = "auto";
   bool quiet = false;
   serve::ServerOptions opt;
 };
@@ -26,6 +27,7 @@ void run(const ServeArgs& a) {
   po.norm_stats_path = a.norm_stats;
   po.default_prompt = a.default_prompt;
   po.backend = a.backend;
+  po.precision = parse_precision(a.precision);
   std::shared_ptr<const Policy> policy = Policy::load(a.checkpoint, po);
   serve::InferFn infer = [policy](const Dict& obs) { return policy->infer(obs); };
   Dict metadata = policy->metadata();
@@ -55,6 +57,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer model (default: the checkpoint's)");
   cmd->add_option("--norm-stats", a->norm_stats, "norm_stats.json (default: the checkpoint's assets)");
   cmd->add_option("--backend", a->backend, "compute backend (default: the fastest available)");
+  add_precision_option(cmd, &a->precision);
   cmd->add_option("--host", o.host, "address to bind")->capture_default_str();
   cmd->add_option("--port", o.port, "TCP port (0: any free port, printed at start)")->capture_default_str();
   cmd->add_option("--max-message-bytes", o.max_message_bytes, "largest request accepted; larger ones are refused with close code 1009")
