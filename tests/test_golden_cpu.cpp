@@ -11,7 +11,7 @@ using namespace pi0::test;
 namespace {
 
 const BackendOptions kBf16{.precision = bf16_if_available()}, kF32Opt{.precision = Precision::F32},
-    kInt8Opt{.precision = Precision::Int8};
+    kInt8Opt{.precision = Precision::Int8, .int8_min_rows = 2};  // every layer of the tiny models in int8
 
 void check_int8(const std::string& dir) {
   if (!cpu::dnnl_int8_vnni_supported()) GTEST_SKIP() << "no AVX512-VNNI int8 matmul here";

@@ -64,7 +64,7 @@ Resolved resolve(Precision want) {
       const bool naive = cpu::int8_scheme_from_env() == cpu::Int8Scheme::Naive;
       return {Precision::Int8, fl.precision == Precision::BF16,
               std::string("int8 (requested; W8A8 per-channel/per-token") + (naive ? ", naive" : ", Hadamard-rotated") +
-                  "; attention and heads in " + precision_name(fl.precision) + ", " + fl.reason + ")"};
+                  "; attention, heads and small-M layers in " + precision_name(fl.precision) + ", " + fl.reason + ")"};
     }
   }
   return {};
@@ -137,7 +137,8 @@ class CpuBackend : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& opt)
       : res_(resolve(opt.precision)), bf16_(res_.float_bf16), int8_(res_.gemm == Precision::Int8),
-        scheme_(int8_ ? cpu::int8_scheme_from_env() : cpu::Int8Scheme::Hadamard) {}
+        scheme_(int8_ ? cpu::int8_scheme_from_env() : cpu::Int8Scheme::Hadamard),
+        int8_min_rows_(std::max<int64_t>(2, opt.int8_min_rows)) {}
   std::string name() const override { return "cpu"; }
   Precision precision() const override { return res_.gemm; }
   std::string precision_reason() const override { return res_.reason; }
@@ -147,9 +148,9 @@ class CpuBackend : public Backend {
     r->out = w.dim(0);
     r->in = w.numel() / r->out;
     const bool small = rows_hint > 0 && rows_hint * r->out * r->in <= kTinyMacs && r->out * r->in <= kTinyWeights;
-    // int8: every GEMM layer but the heads and the one-row products (adaRMS modulation), which
-    // stay float: matrix-vector products gain little and feed every norm.
-    if (int8_ && !head && rows_hint > 1) {
+    // int8: every GEMM layer but the heads, the one-row products (adaRMS modulation: matrix-vector
+    // products gain little and feed every norm) and the small-M ones (BackendOptions::int8_min_rows).
+    if (int8_ && !head && rows_hint >= int8_min_rows_) {
       r->int8 = std::make_unique<cpu::Int8Weights>(cpu::quantize_weights(w, rows_hint, scheme_));
       w.release_mapped_pages();  // the s8 copy is all the GEMMs read
     } else {
@@ -399,6 +400,7 @@ class CpuBackend : public Backend {
   const bool bf16_;  // float GEMMs and attention in bf16 (else f32)
   const bool int8_;  // GEMM layers in int8 where prepare_linear quantised them
   const cpu::Int8Scheme scheme_;
+  const int64_t int8_min_rows_;
   RopeTable rope_;
   // Per calling thread, so concurrent model calls never share scratch.
   static thread_local std::vector<uint16_t> a_buf_;
