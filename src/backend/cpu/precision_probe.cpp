@@ -10,11 +10,12 @@ namespace pi0::cpu {
 
 namespace {
 
-// 256 × 1024 → 1024: large enough for oneDNN's blocked kernels to run at their steady rate (the
-// denoise loop's M = 51 and the prefix's M ≈ 800 rank bf16 and f32 the same way), small enough
-// that the slower type takes ≈ 3 ms a call. Best of 3 calls after a warm-up.
+// 256 × 2048 → 2048 (a VLM q/o product with fewer rows): large enough for oneDNN's blocked
+// kernels to reach their steady rate. A smaller 256 × 1024 → 1024 probe read f32 and bf16 as a tie
+// (59 vs 61 GFLOP/s) on the Intel VM where full-size π0 then ran 1.36× faster in f32 (prefix 1.8×).
+// Best of 2 calls after a warm-up: ≈ 15 ms a call in the faster type, ≈ 30 in the slower.
 double gflops(bool bf16) {
-  constexpr int64_t M = 256, K = 1024, N = 1024;
+  constexpr int64_t M = 256, K = 2048, N = 2048;
   std::vector<uint16_t> a16(bf16 ? M * K : 0, 0x3f80), b16(bf16 ? N * K : 0, 0x3c00);
   std::vector<float> a32(bf16 ? 0 : M * K, 1.f), b32(bf16 ? 0 : N * K, 0.5f), c(M * N);
   const void* a = bf16 ? static_cast<const void*>(a16.data()) : a32.data();
@@ -23,7 +24,7 @@ double gflops(bool bf16) {
   const auto packed = pack_weights(b, N, K, bf16, M);
   matmul(s, a, *packed, nullptr, c.data());
   double best = 1e30;
-  for (int r = 0; r < 3; ++r) {
+  for (int r = 0; r < 2; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     matmul(s, a, *packed, nullptr, c.data());
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
