@@ -1,24 +1,23 @@
 // bf16 GEMM kernels on π0's real shapes (M × K → N): oneDNN with the weights as stored, oneDNN
 // with the weights reordered once into its blocked layout, and the hand-written AVX-512-BF16
-// kernel reading the stored [out, in] layout. Reports GFLOP/s and the percentage of the
-// machine's `vdpbf16ps` instruction peak, measured at start-up with a register-only loop on the
-// same threads. README, "GEMM kernels", records a run.
+// kernel reading the stored [out, in] layout; and the int8 (W8A8) linear layer. Reports GFLOP/s
+// (GOP/s for int8) and the instruction peak (`vdpbf16ps`, or `vpdpbusd` for int8), measured at
+// start-up with register-only loops on the same threads. README, "GEMM kernels", records a run.
 //
 //   build/pi0_bench_gemm [--benchmark_filter=816x] [--benchmark_min_time=0.5]
 //   PI0_THREADS=1 build/pi0_bench_gemm        (default: every core)
 #include <benchmark/benchmark.h>
-#include <immintrin.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/gemm_avx512bf16.h"
+#include "backend/cpu/instruction_peak.h"
+#include "backend/cpu/int8_linear.h"
 #include "pi0/tensor.h"
 #include "pi0/threads.h"
 
@@ -26,46 +25,7 @@ using namespace pi0;
 
 namespace {
 
-// 24 independent accumulators cover vdpbf16ps's latency × throughput on current cores.
-__attribute__((target("avx512f,avx512bf16"), noinline)) float dp_loop(int64_t iters) {
-  constexpr int A = 24;
-  __m512 acc[A];
-  for (auto& a : acc) a = _mm512_setzero_ps();
-  __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3c00);
-  for (int64_t it = 0; it < iters; ++it) {
-#pragma GCC unroll 24
-    for (int i = 0; i < A; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
-    __asm__ volatile("" : "+v"(x));
-  }
-  alignas(64) float lanes[16];
-  float s = 0;
-  for (auto& a : acc) {
-    _mm512_store_ps(lanes, a);
-    s += lanes[0];
-  }
-  return s;
-}
-
-// Best of five bursts of ≈ 50 ms on num_threads() threads: 64 FLOP per instruction (16 lanes ×
-// 2 pairs × multiply-add). Bursts of a few ms read anywhere from 50% to 100% of the real peak on
-// these shared VMs.
-double instruction_peak_gflops() {
-  if (!cpu::has_avx512_bf16()) return 0;
-  const int nt = num_threads();
-  const int64_t iters = 20'000'000;
-  double best = 0;
-  for (int r = 0; r < 5; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<std::thread> th;
-    for (int t = 0; t < nt; ++t) th.emplace_back([&] { volatile float s = dp_loop(iters); (void)s; });
-    for (auto& t : th) t.join();
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, nt * static_cast<double>(iters) * 24 * 64 / dt / 1e9);
-  }
-  return best;
-}
-
-double g_peak = 0;
+double g_peak = 0, g_peak_int8 = 0;
 
 struct GemmShape {
   int64_t M, K, N;
@@ -83,7 +43,7 @@ const GemmShape kShapes[] = {
     {1, 1024, 1024, "time_mlp"},
 };
 
-enum class Impl { OneDnn, OneDnnPacked, Avx512Bf16 };
+enum class Impl { OneDnn, OneDnnPacked, Avx512Bf16, Int8 };
 
 struct Data {
   std::vector<uint16_t> a, w;
@@ -105,11 +65,26 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
   cpu::MatmulSpec s{.M = sh.M, .K = sh.K, .N = sh.N, .lda = sh.K, .b_sk = 1, .b_sn = sh.K, .ldc = sh.N};
   std::shared_ptr<const cpu::PackedWeights> packed;
   if (impl == Impl::OneDnnPacked) packed = cpu::pack_weights(d.w.data(), sh.N, sh.K, true, sh.M);
+  if (impl == Impl::Int8 && !cpu::dnnl_int8_vnni_supported()) {
+    st.SkipWithError("no AVX512-VNNI int8 matmul on this CPU");
+    return;
+  }
+  // int8: the whole W8A8 linear the backend runs (Hadamard rotation and quantisation of the rows,
+  // oneDNN's s8 GEMM, the scaling epilogue), on f32 inputs.
+  cpu::Int8Weights q;
+  std::vector<float> af;
+  if (impl == Impl::Int8) {
+    q = cpu::quantize_weights(Tensor::view(DType::BF16, {sh.N, sh.K}, d.w.data(), nullptr), sh.M, cpu::Int8Scheme::Hadamard);
+    for (uint16_t v : d.a) af.push_back(bf16_to_f32(v));
+  }
   auto once = [&] {
     switch (impl) {
       case Impl::OneDnn: cpu::matmul(s, d.a.data(), d.w.data(), nullptr, d.c.data()); break;
       case Impl::OneDnnPacked: cpu::matmul(s, d.a.data(), *packed, nullptr, d.c.data()); break;
       case Impl::Avx512Bf16: cpu::gemm_bf16_nk(s, d.a.data(), d.w.data(), nullptr, d.c.data()); break;
+      case Impl::Int8:
+        cpu::int8_linear({af.data(), sh.M, sh.K, sh.K}, q, nullptr, cpu::Post::None, false, {d.c.data(), sh.M, sh.N, sh.N});
+        break;
     }
   };
   once();  // primitive creation / first touch outside the timing
@@ -119,7 +94,7 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
   }
   const double flop = 2.0 * sh.M * sh.K * sh.N;
   st.counters["GFLOP/s"] = benchmark::Counter(flop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["peak"] = g_peak;
+  st.counters["peak"] = impl == Impl::Int8 ? g_peak_int8 : g_peak;
   st.SetLabel(sh.where);
 }
 
@@ -128,12 +103,14 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
 int main(int argc, char** argv) {
   const char* t = std::getenv("PI0_THREADS");
   set_num_threads(t ? std::atoi(t) : 0);
-  g_peak = instruction_peak_gflops();
-  std::fprintf(stderr, "threads %d, vdpbf16ps instruction peak %.1f GFLOP/s\n", num_threads(), g_peak);
+  g_peak = cpu::instruction_peak(Precision::BF16).gflops;
+  g_peak_int8 = cpu::instruction_peak(Precision::Int8).gflops;
+  std::fprintf(stderr, "threads %d, instruction peaks: vdpbf16ps %.1f GFLOP/s, vpdpbusd %.1f GOP/s, fp32 FMA %.1f GFLOP/s\n",
+               num_threads(), g_peak, g_peak_int8, cpu::instruction_peak(Precision::F32).gflops);
   for (const GemmShape& sh : kShapes) {
     const std::string name = std::to_string(sh.M) + "x" + std::to_string(sh.K) + "x" + std::to_string(sh.N);
     for (auto [impl, tag] : {std::pair{Impl::OneDnn, "onednn"}, {Impl::OneDnnPacked, "onednn_packed"},
-                             {Impl::Avx512Bf16, "avx512bf16"}})
+                             {Impl::Avx512Bf16, "avx512bf16"}, {Impl::Int8, "onednn_int8"}})
       benchmark::RegisterBenchmark((name + "/" + tag).c_str(), run, sh, impl)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
   benchmark::Initialize(&argc, argv);

@@ -17,10 +17,12 @@ struct Tolerance {
 };
 inline constexpr Tolerance kF32{0.99999, 1e-4};
 inline constexpr Tolerance kBF16{0.999, 5e-2};
+inline constexpr Tolerance kInt8{0.99, 0.1};  // issue 13's acceptance bar for int8
 
 // Runs `dir`/case.safetensors through `backend` and checks every expect.* tensor.
-inline void check_golden_case(const std::string& dir, const std::string& backend, Tolerance tol) {
-  auto model = Pi0Model::load(golden(dir), backend);
+inline void check_golden_case(const std::string& dir, const std::string& backend, Tolerance tol,
+                              const BackendOptions& options = {}) {
+  auto model = Pi0Model::load(golden(dir), backend, options);
   auto cs = SafeTensorsFile::open(golden(dir + "/case.safetensors"));
   auto got = replay_case(*model, *cs);
   const Tensor mask = cs->tensor("expect.prefix_pad_mask");

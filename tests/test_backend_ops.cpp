@@ -6,44 +6,18 @@
 #include <vector>
 
 #include "backend/ops.h"
-#include "core/compare.h"
+#include "ops_util.h"
 
 using namespace pi0;
+using namespace pi0::test;
 
 namespace {
 
-struct M {
-  std::vector<float> v;
-  Mat mat;
-  M(int64_t r, int64_t c, std::mt19937& rng, float scale = 1.f, int64_t pad = 0) : v(static_cast<size_t>(r * (c + pad))) {
-    std::normal_distribution<float> n(0.f, scale);
-    for (auto& x : v) x = n(rng);
-    mat = {v.data(), r, c, c + pad};
-  }
-  Tensor tensor() const {  // the logical [rows, cols] values (padding dropped)
-    Tensor t = Tensor::zeros(DType::F32, {mat.rows, mat.cols});
-    for (int64_t r = 0; r < mat.rows; ++r)
-      for (int64_t c = 0; c < mat.cols; ++c) t.data_mut<float>()[r * mat.cols + c] = mat.row(r)[c];
-    return t;
-  }
-};
-
-void expect_match(const M& ref, const M& got, double min_pcc, double max_rel, const std::string& what) {
-  Comparison c = compare_tensors(ref.tensor(), got.tensor());
-  EXPECT_GE(c.pcc, min_pcc) << what;
-  EXPECT_LE(c.rel(), max_rel) << what << " max_abs " << c.max_abs;
-}
-
+// The bf16 kernels where oneDNN has them (auto may pick f32 on this CPU: test_gemm_precisions.cpp
+// covers that path and int8), else the f32 ones.
 struct Both {
-  std::unique_ptr<Backend> ref = make_backend("reference"), cpu = make_backend("cpu");
+  std::unique_ptr<Backend> ref = make_backend("reference"), cpu = make_backend("cpu", {.precision = bf16_if_available()});
 };
-
-Tensor weight(int64_t out, int64_t in, std::mt19937& rng, DType dt) {
-  Tensor w = Tensor::zeros(DType::F32, {out, in});
-  std::normal_distribution<float> n(0.f, 1.f / std::sqrt(static_cast<float>(in)));
-  for (int64_t i = 0; i < w.numel(); ++i) w.data_mut<float>()[i] = n(rng);
-  return w.to(dt);
-}
 
 }  // namespace
 

@@ -491,6 +491,7 @@ TEST(PolicyCli, InferOnTheBundle) {
                                 true);
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.err.find("pi0: prompt format: pi0 (the state is a continuous input"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("reference backend, precision f32"), std::string::npos) << r.err;  // the precision line
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["actions"].size(), static_cast<size_t>(model_preset("tiny-pi0").action_horizon));
   EXPECT_EQ(j["actions"][0].size(), 7u);

@@ -23,6 +23,8 @@ class CountingBackend : public Backend {
  public:
   explicit CountingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
   std::string name() const override { return inner_->name(); }
+  Precision precision() const override { return inner_->precision(); }
+  std::string precision_reason() const override { return inner_->precision_reason(); }
   double flops() const { return flops_.load(); }
   void reset() {
     flops_ = 0;
@@ -36,8 +38,8 @@ class CountingBackend : public Backend {
     return profile_;
   }
 
-  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t rows_hint) override {
-    return inner_->prepare_linear(w, bias, rows_hint);
+  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t rows_hint, bool head) override {
+    return inner_->prepare_linear(w, bias, rows_hint, head);
   }
   void linear(const Mat& x, const LinearWeight& w, const Mat& y, Epilogue ep, bool acc) override {
     const double f = 2.0 * x.rows * w.in * w.out;

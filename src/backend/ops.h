@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/precision.h"
 #include "pi0/tensor.h"
 
 namespace pi0 {
@@ -51,11 +52,18 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // The compute type of the matrix products, resolved (never Auto), and one line saying why
+  // (printed when a model loads).
+  virtual Precision precision() const { return Precision::F32; }
+  virtual std::string precision_reason() const { return "f32"; }
 
   // Called once per weight at load. `bias` may be null. The tensors may be F32/BF16/F16 views
   // into a memory map that outlives the backend's weights. `rows_hint` is how many rows the
   // layer typically sees (0: unknown), so a backend can pick a layout for small-M products.
-  virtual std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t rows_hint = 0) = 0;
+  // `head`: one of the model's input/output heads (action, state, time MLP), which a backend
+  // computing in int8 keeps in float (they set the scale of everything downstream).
+  virtual std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t rows_hint = 0,
+                                                       bool head = false) = 0;
 
   // y = epilogue(x·Wᵀ + b), or y += x·Wᵀ + b when `accumulate` (fused residual; epilogue None).
   virtual void linear(const Mat& x, const LinearWeight& w, const Mat& y, Epilogue ep = Epilogue::None,
@@ -88,8 +96,9 @@ class Backend {
 };
 
 // "reference" (plain fp32 loops, the truth) or "cpu" (the fast default). Throws pi0::Error
-// listing the known names otherwise.
-std::unique_ptr<Backend> make_backend(const std::string& name);
+// listing the known names otherwise, or when the backend cannot compute in the precision asked
+// for (reference: f32 only; cpu: bf16 needs oneDNN's bf16 matmul, int8 needs AVX512-VNNI).
+std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOptions& options = {});
 std::vector<std::string> backend_names();
 std::string default_backend_name();
 

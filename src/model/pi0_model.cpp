@@ -13,6 +13,7 @@
 #include "model/vision.h"
 #include "model/weights.h"
 #include "pi0/error.h"
+#include "pi0/log.h"
 
 namespace pi0 {
 
@@ -391,6 +392,7 @@ Pi0Model::Pi0Model(Checkpoint checkpoint, std::unique_ptr<Backend> backend) : im
   impl_->ck = std::move(checkpoint);
   impl_->backend = std::move(backend);
   impl_->w = prepare_weights(impl_->ck, *impl_->backend);
+  log_message(LogLevel::Info, impl_->backend->name() + " backend, precision " + impl_->backend->precision_reason());
   // Everything inference reads now lives in memory the model owns: unmap the checkpoint, so that
   // rewriting it in place (retraining, `cp`) cannot mix old and new weights into later replies and
   // truncating it cannot kill the process with SIGBUS. Costs no RSS: the mapped pages were
@@ -402,9 +404,11 @@ Pi0Model::Pi0Model(Checkpoint checkpoint, std::unique_ptr<Backend> backend) : im
 
 Pi0Model::~Pi0Model() = default;
 
-std::unique_ptr<Pi0Model> Pi0Model::load(const std::string& dir, const std::string& backend) {
-  auto be = make_backend(backend);
-  return std::make_unique<Pi0Model>(open_checkpoint(dir, {.populate = true}), std::move(be));
+std::unique_ptr<Pi0Model> Pi0Model::load(const std::string& dir, const std::string& backend, const BackendOptions& options) {
+  auto be = make_backend(backend, options);
+  // Not prefaulted: weights are read (and their pages released) one tensor at a time, so an F32
+  // checkpoint (LeRobot's, 14.5 GB for π0.5) never sits in memory whole next to its converted copy.
+  return std::make_unique<Pi0Model>(open_checkpoint(dir, {.populate = false}), std::move(be));
 }
 
 const ModelConfig& Pi0Model::config() const { return impl_->cfg(); }

@@ -56,7 +56,8 @@ class Pi0Model {
   Pi0Model(Checkpoint checkpoint, std::unique_ptr<Backend> backend);
   ~Pi0Model();
   // Opens the checkpoint directory (memory-mapped, checked) and prepares the weights.
-  static std::unique_ptr<Pi0Model> load(const std::string& dir, const std::string& backend = default_backend_name());
+  static std::unique_ptr<Pi0Model> load(const std::string& dir, const std::string& backend = default_backend_name(),
+                                        const BackendOptions& options = {});
 
   const ModelConfig& config() const;
   const Backend& backend() const;

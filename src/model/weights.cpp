@@ -15,6 +15,7 @@ struct Loader {
   Progress& bar;     // bytes of weights prepared: packing full-size π0 takes seconds
   uint64_t done = 0;
   int64_t rows = 0;  // rows the layers being loaded typically see (a layout hint for the backend)
+  bool head = false;  // loading the input/output heads (a backend may keep them in float)
   // Every weight is checked once here, as it passes on its way to the backend: a NaN or inf
   // weight would turn every action into NaN, so the checkpoint is refused instead.
   const Tensor& at(const std::string& name) const {
@@ -28,7 +29,7 @@ struct Loader {
     Tensor bias;
     if (!b.empty()) bias = at(b);
     const Tensor& t = at(w);
-    Linear l = be.prepare_linear(t, b.empty() ? nullptr : &bias, rows);
+    Linear l = be.prepare_linear(t, b.empty() ? nullptr : &bias, rows, head);
     t.release_mapped_pages();  // backends keep their own copies: the map's pages can go
     bar.update(done += static_cast<uint64_t>(t.nbytes()));
     return l;
@@ -105,6 +106,7 @@ ModelWeights prepare_weights(const Checkpoint& ck, Backend& backend) {
   w.vlm = gemma(L, kLanguage, c.vlm, c.prefix_len());
   w.expert = gemma(L, kExpert, c.expert, c.suffix_len());
   L.rows = c.action_horizon;
+  L.head = true;
   w.heads.action_in = L.linear("action_in_proj.weight", "action_in_proj.bias");
   w.heads.action_out = L.linear("action_out_proj.weight", "action_out_proj.bias");
   L.rows = 1;

@@ -109,7 +109,7 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
                  .expected = "aloha, aloha_sim, droid, libero or a robot .json"});
   // Cheap checks first, so a missing file is reported before the weights are mapped.
   const std::string tok_path = resolve_tokenizer(dir, opt.tokenizer_path);
-  m.model = Pi0Model::load(dir, opt.backend.empty() ? default_backend_name() : opt.backend);
+  m.model = Pi0Model::load(dir, opt.backend.empty() ? default_backend_name() : opt.backend, {.precision = opt.precision});
   const ModelConfig& c = m.model->config();
   m.robot = resolve_robot(opt.robot, c.pi05);
   m.format = decide_prompt_format(c, m.robot, opt.discrete_state_input, (fs::path(dir) / "config.json").string());

@@ -22,6 +22,7 @@ struct PolicyOptions {
   // --discrete-state-input: whether a π0.5 prompt carries the state, over config.json and the
   // robot (decide_prompt_format in policy/robots.h); nullopt: they decide.
   std::optional<bool> discrete_state_input;
+  Precision precision = Precision::Auto;  // the backend's compute type
 };
 
 // Extras beyond openpi's infer(obs), for the CLI and tests.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/precision.h"
 #include "pi0/error.h"
 
 namespace pi0::cli {
@@ -57,5 +58,27 @@ inline void add_discrete_state_input_option(CLI::App* cmd, std::optional<bool>& 
                   "config (libero: false, as pi05_libero; droid, aloha: true), else true")
       ->check(CLI::IsMember({"true", "false"}));
 }
+
+// "a,b,c" -> {"a", "b", "c"} (empty items kept, so a count check catches "a,,b").
+inline std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (true) {
+    const size_t e = text.find(',', b);
+    out.push_back(text.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    if (e == std::string::npos) return out;
+    b = e + 1;
+  }
+}
+
+// --precision on every command that runs the model (replay, compare, bench, infer, serve).
+inline void add_precision_option(CLI::App* cmd, std::string* value) {
+  cmd->add_option("--precision", *value,
+                  "auto | bf16 | f32 | int8 (auto: the faster of bf16 and f32, measured at load; int8: opt-in W8A8, "
+                  "changes results more)")
+      ->capture_default_str();
+}
+
+inline BackendOptions backend_options(const std::string& precision) { return {.precision = parse_precision(precision)}; }
 
 }  // namespace pi0::cli

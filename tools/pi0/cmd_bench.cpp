@@ -11,6 +11,8 @@
 
 #include "backend/counting.h"
 #include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/instruction_peak.h"
+#include "cli_util.h"
 #include "commands.h"
 #include "core/progress.h"
 #include "core/random.h"
@@ -29,14 +31,12 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// Best GFLOP/s of the bf16 GEMM on π0's shapes, with the weights as stored and packed into
+// Best GFLOP/s of the bf16 (or f32) GEMM on π0's shapes, with the weights as stored and packed into
 // oneDNN's blocked layout (the fastest kernel, README "GEMM kernels"): the denominator of
-// fraction_of_peak. A short burst (≈ 1.5 s), in the same run as the model.
-double measure_gemm_peak() {
+// gemm_peak_gflops (fraction_of_peak divides by the instruction peak). A short burst (≈ 1.5 s), in the same run.
+double measure_gemm_peak(bool bf16) {
   double best = 0;
   for (auto [M, K, N] : {std::tuple<int64_t, int64_t, int64_t>{816, 2048, 16384}, {768, 1152, 4304}, {51, 1024, 4096}}) {
-    // bf16 where the CPU has it; otherwise fp32, the GEMMs the cpu backend then runs.
-    const bool bf16 = cpu::dnnl_bf16_supported();
     std::vector<uint16_t> a16(bf16 ? M * K : 0, 0x3f80), b16(bf16 ? N * K : 0, 0x3c00);
     std::vector<float> a32(bf16 ? 0 : M * K, 1.f), b32(bf16 ? 0 : N * K, 0.5f), c(M * N);
     const void* a_data = bf16 ? static_cast<const void*>(a16.data()) : a32.data();
@@ -90,7 +90,7 @@ std::vector<std::pair<std::string, OpProfile>> sorted_profile(const CountingBack
 }
 
 struct BenchArgs {
-  std::string preset = "pi0", checkpoint, backend = default_backend_name(), cache = "out/bench";
+  std::string preset = "pi0", checkpoint, backend = default_backend_name(), cache = "out/bench", precision = "auto";
   int cameras = 3, tokens = -1, runs = 3, steps = 0;
   bool json = false, profile = false;
 };
@@ -100,7 +100,9 @@ struct BenchResult {
   std::unique_ptr<Pi0Model> model;
   const CountingBackend* counter = nullptr;  // owned by the model; its op profile
   std::string dir;
-  double load_s = 0, peak = 0, flops = 0;
+  double load_s = 0, peak = 0, flops = 0;  // peak: of the GEMM instruction the chosen precision runs on
+  std::string peak_dtype;
+  double gemm_peak = 0;                     // best oneDNN float GEMM burst (bf16 or f32, as the backend)
   double total_ms = 0, vision_ms = 0, prefix_ms = 0, step_ms = 0;
   int tokens = 0, steps = 0;
   uint64_t rss = 0;
@@ -158,10 +160,11 @@ BenchResult run_bench(const BenchArgs& a) {
   BenchResult r;
   r.dir = bench_checkpoint(a);
   auto t0 = std::chrono::steady_clock::now();
-  auto counting = std::make_unique<CountingBackend>(make_backend(a.backend));
+  auto counting = std::make_unique<CountingBackend>(make_backend(a.backend, backend_options(a.precision)));
   CountingBackend* counter = counting.get();
   counter->set_profiling(a.profile);
-  r.model = std::make_unique<Pi0Model>(open_checkpoint(r.dir, {.populate = true}), std::move(counting));
+  // Not prefaulted: pages are read and released tensor by tensor (an F32 checkpoint never sits whole in memory).
+  r.model = std::make_unique<Pi0Model>(open_checkpoint(r.dir, {.populate = false}), std::move(counting));
   r.counter = counter;
   r.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const ModelConfig& c = r.model->config();
@@ -173,8 +176,12 @@ BenchResult run_bench(const BenchArgs& a) {
                  .expected = "0 .. " + std::to_string(c.max_token_len), .got = std::to_string(a.tokens)});
   r.tokens = a.tokens < 0 ? c.max_token_len : a.tokens;
   r.steps = a.steps > 0 ? a.steps : c.num_steps;
-  std::fprintf(stderr, "bench: measuring the GEMM peak\n");  // after the argument checks: it takes seconds
-  r.peak = measure_gemm_peak();
+  std::fprintf(stderr, "bench: measuring the GEMM and instruction peaks\n");  // after the argument checks: it takes seconds
+  const Precision p = counter->precision();
+  r.gemm_peak = measure_gemm_peak(p == Precision::BF16);
+  const cpu::InstructionPeak ip = cpu::instruction_peak(p);
+  r.peak = ip.gflops > 0 ? ip.gflops : r.gemm_peak;
+  r.peak_dtype = ip.gflops > 0 ? ip.dtype : std::string(p == Precision::BF16 ? "bf16" : "f32") + " GEMM";
   time_runs(*r.model, bench_inputs(c, a.cameras, r.tokens), a, *counter, r);
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
@@ -185,10 +192,12 @@ BenchResult run_bench(const BenchArgs& a) {
 void print_json(const BenchArgs& a, const BenchResult& r) {
   const ModelConfig& c = r.model->config();
   nlohmann::ordered_json j = {
-      {"checkpoint", r.dir}, {"variant", c.variant()}, {"backend", a.backend}, {"threads", num_threads()},
+      {"checkpoint", r.dir}, {"variant", c.variant()}, {"backend", a.backend},
+      {"precision", precision_name(r.model->backend().precision())}, {"precision_reason", r.model->backend().precision_reason()},
+      {"threads", num_threads()},
       {"cameras", a.cameras}, {"tokens", r.tokens}, {"steps", r.steps}, {"runs", a.runs}, {"load_s", r.load_s},
       {"total_ms", r.total_ms}, {"flops", r.flops}, {"achieved_gflops", r.gflops()}, {"peak_gflops", r.peak},
-      {"peak_dtype", cpu::dnnl_bf16_supported() ? "bf16" : "f32"}, {"fraction_of_peak", r.gflops() / r.peak},
+      {"peak_dtype", r.peak_dtype}, {"gemm_peak_gflops", r.gemm_peak}, {"fraction_of_peak", r.gflops() / r.peak},
       {"peak_rss_bytes", r.rss},
       {"stages_ms", {{"vision", r.vision_ms}, {"prefix", r.prefix_ms}, {"denoise_step", r.step_ms},
                      {"denoise_total", r.step_ms * r.steps}}}};
@@ -204,16 +213,18 @@ void print_json(const BenchArgs& a, const BenchResult& r) {
 
 void print_text(const BenchArgs& a, const BenchResult& r) {
   const ModelConfig& c = r.model->config();
-  std::printf("%s, %s backend, %d threads, %d camera(s), %d tokens, %d steps (median of %d runs)\n",
-              c.variant().c_str(), a.backend.c_str(), num_threads(), a.cameras, r.tokens, r.steps, a.runs);
+  std::printf("%s, %s backend (%s), %d threads, %d camera(s), %d tokens, %d steps (median of %d runs)\n",
+              c.variant().c_str(), a.backend.c_str(), r.model->backend().precision_reason().c_str(), num_threads(), a.cameras,
+              r.tokens, r.steps, a.runs);
   std::printf("  load            %9.1f ms\n", r.load_s * 1e3);
   std::printf("  vision          %9.1f ms\n", r.vision_ms);
   std::printf("  prefix          %9.1f ms\n", r.prefix_ms);
   std::printf("  denoise step    %9.1f ms  (x%d)\n", r.step_ms, r.steps);
   std::printf("  total           %9.1f ms\n", r.total_ms);
   std::printf("  work            %9.1f GFLOP, %.1f GFLOP/s achieved\n", r.flops / 1e9, r.gflops());
-  std::printf("  %s GEMM peak  %9.1f GFLOP/s (measured now) -> %.1f%% of peak\n",
-              cpu::dnnl_bf16_supported() ? "bf16" : "f32 ", r.peak, 100 * r.gflops() / r.peak);
+  std::printf("  GEMM peak       %9.1f GFLOP/s (oneDNN, measured now)\n", r.gemm_peak);
+  std::printf("  %-5s peak      %9.1f GFLOP/s (instruction, measured now) -> %.1f%% of peak\n", r.peak_dtype.c_str(),
+              r.peak, 100 * r.gflops() / r.peak);
   std::printf("  peak RSS        %9.2f GB\n", r.rss / 1e9);
   if (!a.profile) return;
   std::printf("\n  %-44s %7s %10s %6s %9s\n", "op (rows x in -> out)", "calls", "ms/run", "share", "GFLOP/s");
@@ -238,6 +249,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--runs", a->runs, "timed runs after one warm-up; medians are reported")->check(CLI::Range(1, 100))->capture_default_str();
   cmd->add_option("--steps", a->steps, "denoising steps (default: the config's)")->check(CLI::Range(1, 1000));
   cmd->add_option("--backend", a->backend, "cpu | reference")->capture_default_str();
+  add_precision_option(cmd, &a->precision);
   cmd->add_option("--cache", a->cache, "where the random checkpoint is written once and reused")->capture_default_str();
   cmd->add_flag("--json", a->json, "print one JSON object");
   cmd->add_flag("--profile", a->profile, "also time every op, grouped by kind and shape (where the time goes)");

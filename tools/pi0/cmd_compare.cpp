@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "io/safetensors.h"
 #include "model/replay.h"
@@ -15,8 +16,8 @@ namespace pi0::cli {
 namespace {
 
 std::map<std::string, Tensor> run_backend(const std::string& ckpt, const std::string& backend,
-                                          const SafeTensorsFile& cs) {
-  auto model = Pi0Model::load(ckpt, backend);
+                                          const std::string& precision, const SafeTensorsFile& cs) {
+  auto model = Pi0Model::load(ckpt, backend, backend_options(precision));
   return replay_case(*model, cs);
 }
 
@@ -43,20 +44,26 @@ bool natural_less(const std::string& a, const std::string& b) {
 
 void add_compare(CLI::App& app) {
   auto* cmd = app.add_subcommand("compare", "Per-module PCC and max-abs error between two backends on a case");
-  struct Args { std::string checkpoint, case_file, backends = "reference,cpu"; };
+  struct Args { std::string checkpoint, case_file, backends = "reference,cpu", precisions = "auto,auto"; };
   auto a = std::make_shared<Args>();
   cmd->add_option("--checkpoint", a->checkpoint, "checkpoint directory")->required();
   cmd->add_option("--case", a->case_file, "case .safetensors with the inputs (names as in tests/data/golden/README.md)")->required();
   cmd->add_option("--backends", a->backends, "two backends, comma-separated: baseline,candidate")->capture_default_str();
+  cmd->add_option("--precisions", a->precisions,
+                  "the two backends' precisions, e.g. bf16,int8 with --backends cpu,cpu (auto | bf16 | f32 | int8)")
+      ->capture_default_str();
   cmd->callback([a] {
-    std::vector<std::string> names;
-    std::stringstream ss(a->backends);
-    for (std::string s; std::getline(ss, s, ',');) names.push_back(s);
-    if (names.size() != 2)
+    const std::vector<std::string> backends = split_list(a->backends), precisions = split_list(a->precisions);
+    if (backends.size() != 2)
       throw Error({.message = "give exactly two backends", .field = "--backends", .expected = "baseline,candidate", .got = a->backends});
+    if (precisions.size() != 2)
+      throw Error({.message = "give exactly two precisions", .field = "--precisions", .expected = "baseline,candidate (e.g. bf16,int8)",
+                   .got = a->precisions});
+    std::vector<std::string> names;
+    for (int i = 0; i < 2; ++i) names.push_back(backends[i] + (precisions[i] == "auto" ? "" : ":" + precisions[i]));
     auto cs = SafeTensorsFile::open(a->case_file);
-    auto base = run_backend(a->checkpoint, names[0], *cs);
-    auto cand = run_backend(a->checkpoint, names[1], *cs);
+    auto base = run_backend(a->checkpoint, backends[0], precisions[0], *cs);
+    auto cand = run_backend(a->checkpoint, backends[1], precisions[1], *cs);
     std::vector<std::string> keys;
     for (const auto& [k, _] : base) if (cand.count(k)) keys.push_back(k);
     std::sort(keys.begin(), keys.end(), natural_less);

@@ -40,7 +40,7 @@ void put(Dict& obs, const std::string& key, Value v, bool nested) {
 }
 
 struct InferArgs {
-  std::string checkpoint, robot, state, prompt, tokenizer, norm_stats, backend;
+  std::string checkpoint, robot, state, prompt, tokenizer, norm_stats, backend, precision = "auto";
   std::vector<std::string> images;
   bool json = false;
   std::optional<uint64_t> seed;
@@ -137,13 +137,15 @@ void add_infer(CLI::App& app) {
   cmd->add_option("--norm-stats", a->norm_stats, "norm_stats.json or its directory "
                                                  "(default: <checkpoint>/assets/<asset_id>/norm_stats.json)");
   cmd->add_option("--backend", a->backend, "reference | cpu (default: the fastest available)");
+  add_precision_option(cmd, &a->precision);
   cmd->add_option("--seed", a->seed, "noise seed (same seed, same actions)");
   add_discrete_state_input_option(cmd, a->discrete_state_input);
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([a] {
     const auto t0 = std::chrono::steady_clock::now();
     PolicyOptions po{.robot = a->robot, .tokenizer_path = a->tokenizer, .norm_stats_path = a->norm_stats,
-                     .default_prompt = "", .backend = a->backend, .discrete_state_input = a->discrete_state_input};
+                     .default_prompt = "", .backend = a->backend, .discrete_state_input = a->discrete_state_input,
+                     .precision = parse_precision(a->precision)};
     auto policy = Policy::load(a->checkpoint, po);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const Dict obs = observation_from_flags(*a, policy->robot());

@@ -2,6 +2,7 @@
 // expects, under the same names without the `expect.` prefix. Also prints how each compares.
 #include <cstdio>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "io/safetensors.h"
 #include "model/replay.h"
@@ -11,15 +12,16 @@ namespace pi0::cli {
 
 void add_replay(CLI::App& app) {
   auto* cmd = app.add_subcommand("replay", "Run a recorded case file and write the outputs it expects");
-  struct Args { std::string checkpoint, case_file, out, backend = default_backend_name(); bool quiet = false; };
+  struct Args { std::string checkpoint, case_file, out, backend = default_backend_name(), precision = "auto"; bool quiet = false; };
   auto a = std::make_shared<Args>();
   cmd->add_option("--checkpoint", a->checkpoint, "checkpoint directory")->required();
   cmd->add_option("--case", a->case_file, "case .safetensors (inputs + expect.* outputs)")->required();
   cmd->add_option("--out", a->out, "output .safetensors")->required();
   cmd->add_option("--backend", a->backend, "reference | cpu")->capture_default_str();
+  add_precision_option(cmd, &a->precision);
   cmd->add_flag("--quiet", a->quiet, "do not print the comparison table");
   cmd->callback([a] {
-    auto model = Pi0Model::load(a->checkpoint, a->backend);
+    auto model = Pi0Model::load(a->checkpoint, a->backend, backend_options(a->precision));
     auto cs = SafeTensorsFile::open(a->case_file);
     auto got = replay_case(*model, *cs);
     std::vector<std::pair<std::string, Tensor>> outs;

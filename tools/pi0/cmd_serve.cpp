@@ -15,8 +15,8 @@ namespace pi0::cli {
 namespace {
 
 struct ServeArgs {
-  std::string checkpoint, robot, tokenizer, norm_stats, default_prompt, backend;
   std::optional<bool> discrete_state_input;
+  std::string checkpoint, robot, tokenizer, norm_stats, default_prompt, backend, precision = "auto";
   bool quiet = false;
   serve::ServerOptions opt;
 };
@@ -29,6 +29,7 @@ void run(const ServeArgs& a) {
   po.default_prompt = a.default_prompt;
   po.backend = a.backend;
   po.discrete_state_input = a.discrete_state_input;
+  po.precision = parse_precision(a.precision);
   std::shared_ptr<const Policy> policy = Policy::load(a.checkpoint, po);
   serve::InferFn infer = [policy](const Dict& obs) { return policy->infer(obs); };
   Dict metadata = policy->metadata();
@@ -79,6 +80,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--norm-stats", a->norm_stats, "norm_stats.json (default: the checkpoint's assets)");
   cmd->add_option("--backend", a->backend, "compute backend (default: the fastest available)");
   add_discrete_state_input_option(cmd, a->discrete_state_input);
+  add_precision_option(cmd, &a->precision);
   cmd->add_option("--host", o.host, "address to bind")->capture_default_str();
   cmd->add_option("--port", o.port, "TCP port (0: any free port, printed at start)")->capture_default_str();
   cmd->add_option("--max-message-bytes", o.max_message_bytes, max_message_help(o))

@@ -10,7 +10,9 @@
 
 #include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/gemm_avx512bf16.h"
+#include "backend/cpu/int8_linear.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/precision_probe.h"
 #include "pi0/error.h"
 #include "pi0/log.h"
 #include "pi0/threads.h"
@@ -22,14 +24,51 @@ using cpu::MatmulSpec;
 using cpu::Post;
 
 // Weights in the GEMM's input dtype: bf16 (a view of a bf16 checkpoint, or converted once from
-// f32), or f32 on CPUs without a bf16 path.
+// f32), f32, or s8 (int8 precision).
 class CpuLinear : public LinearWeight {
  public:
   Tensor w;                                        // plain [out, in] (unused once packed)
   std::shared_ptr<const cpu::PackedWeights> packed;  // oneDNN's blocked layout
   bool tiny = false;                                 // the hand-written kernel on the calling thread
+  std::unique_ptr<cpu::Int8Weights> int8;            // set: this layer runs in int8
   std::vector<float> bias;
 };
+
+// What the backend computes in: the GEMM type, and the float type of attention and of the layers
+// int8 leaves in float (the probe's faster one).
+struct Resolved {
+  Precision gemm = Precision::F32;
+  bool float_bf16 = false;
+  std::string reason;
+};
+
+Resolved resolve(Precision want) {
+  const bool bf16_ok = cpu::dnnl_bf16_supported();
+  const std::string where = cpu::isa_allows_avx512() ? "this CPU" : "PI0_CPU_ISA=avx2";
+  // The probe runs only where there is a choice to make.
+  const PrecisionChoice fl = bf16_ok ? choose_precision(cpu::probe_float_gemms())
+                                     : PrecisionChoice{Precision::F32, "auto: f32 (no bf16 matmul on " + where + ")"};
+  switch (want) {
+    case Precision::Auto: return {fl.precision, fl.precision == Precision::BF16, fl.reason};
+    case Precision::BF16:
+      if (!bf16_ok)
+        throw Error({.message = "bf16 needs oneDNN's bf16 matmul (AVX-512), which " + where + " does not allow",
+                     .field = "precision", .expected = "auto | f32 | int8", .got = "bf16"});
+      return {Precision::BF16, true, "bf16 (requested)"};
+    case Precision::F32:
+      return {Precision::F32, false, cpu::isa_allows_avx512() ? "f32 (requested)" : "f32 (requested; oneDNN capped at AVX2)"};
+    case Precision::Int8: {
+      if (!cpu::dnnl_int8_vnni_supported())
+        throw Error({.message = "int8 needs AVX512-VNNI (vpdpbusd) in oneDNN's int8 matmul, which " + where + " does not have",
+                     .field = "precision", .expected = "auto | bf16 | f32", .got = "int8"});
+      const bool naive = cpu::int8_scheme_from_env() == cpu::Int8Scheme::Naive;
+      return {Precision::Int8, fl.precision == Precision::BF16,
+              std::string("int8 (requested; W8A8 per-channel/per-token") + (naive ? ", naive" : ", Hadamard-rotated") +
+                  "; attention, heads and small-M layers in " + precision_name(fl.precision) + ", " + fl.reason + ")"};
+    }
+  }
+  return {};
+}
 
 // The action/state/time heads: layers whose typical product has at most this many multiply-adds
 // over weights of at most this many elements. bench/bench_gemm.cpp: there the hand-written kernel
@@ -96,26 +135,35 @@ class RopeTable {
 
 class CpuBackend : public Backend {
  public:
-  CpuBackend() : bf16_(cpu::dnnl_bf16_supported()) {
-    if (!bf16_)
-      log_message(LogLevel::Warning, "no bf16 matmul path (this CPU, or PI0_CPU_ISA=avx2); the cpu backend runs in fp32");
-  }
+  explicit CpuBackend(const BackendOptions& opt)
+      : res_(resolve(opt.precision)), bf16_(res_.float_bf16), int8_(res_.gemm == Precision::Int8),
+        scheme_(int8_ ? cpu::int8_scheme_from_env() : cpu::Int8Scheme::Hadamard),
+        int8_min_rows_(std::max<int64_t>(2, opt.int8_min_rows)) {}
   std::string name() const override { return "cpu"; }
+  Precision precision() const override { return res_.gemm; }
+  std::string precision_reason() const override { return res_.reason; }
 
-  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t rows_hint) override {
+  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t rows_hint, bool head) override {
     auto r = std::make_unique<CpuLinear>();
     r->out = w.dim(0);
     r->in = w.numel() / r->out;
-    const DType want = bf16_ ? DType::BF16 : DType::F32;
-    // An owned copy either way: after load nothing reads the checkpoint's map (a file rewritten
-    // under a running server must not change its weights, nor a truncated one crash it).
-    r->w = (w.dtype() == want ? w.owned() : w.to(want)).reshaped({r->out, r->in});
-    r->tiny = bf16_ && cpu::has_avx512_bf16() && rows_hint > 0 && rows_hint * r->out * r->in <= kTinyMacs &&
-              r->out * r->in <= kTinyWeights;
+    const bool small = rows_hint > 0 && rows_hint * r->out * r->in <= kTinyMacs && r->out * r->in <= kTinyWeights;
+    // int8: every GEMM layer but the heads, the one-row products (adaRMS modulation: matrix-vector
+    // products gain little and feed every norm) and the small-M ones (BackendOptions::int8_min_rows).
+    if (int8_ && !head && rows_hint >= int8_min_rows_) {
+      r->int8 = std::make_unique<cpu::Int8Weights>(cpu::quantize_weights(w, rows_hint, scheme_));
+      w.release_mapped_pages();  // the s8 copy is all the GEMMs read
+    } else {
+      const DType want = bf16_ ? DType::BF16 : DType::F32;
+      // An owned copy either way: after load nothing reads the checkpoint's map (a file rewritten
+      // under a running server must not change its weights, nor a truncated one crash it).
+      r->w = (w.dtype() == want ? w.owned() : w.to(want)).reshaped({r->out, r->in});
+      r->tiny = bf16_ && cpu::has_avx512_bf16() && small;
+    }
     // Every other layer is reordered once into oneDNN's blocked layout for its typical row count
     // (pi0_bench_gemm, README "GEMM kernels": +6% to +37% over the stored layout on every π0
     // shape), paid for at load: ≈ 2.3 GB/s plus first touch of the new pages.
-    if (!r->tiny && rows_hint > 0) {
+    if (!r->int8 && !r->tiny && rows_hint > 0) {
       r->packed = cpu::pack_weights(r->w.raw(), r->out, r->in, bf16_, rows_hint);
       w.release_mapped_pages();  // the packed copy is all the GEMMs read: keep RSS to one copy
       r->w = Tensor();
@@ -130,6 +178,7 @@ class CpuBackend : public Backend {
   void linear(const Mat& x, const LinearWeight& lw, const Mat& y, Epilogue ep, bool accumulate) override {
     const auto& w = static_cast<const CpuLinear&>(lw);
     check(x, w, y);
+    if (w.int8) return cpu::int8_linear(x, *w.int8, w.has_bias ? w.bias.data() : nullptr, post_of(ep), accumulate, y);
     const void* a = convert_input(x, a_buf_);
     gemm(a, x.rows, w, y.data, y.ld, false, post_of(ep), accumulate);
   }
@@ -140,14 +189,18 @@ class CpuBackend : public Backend {
     const auto& u = static_cast<const CpuLinear&>(up);
     const auto& d = static_cast<const CpuLinear&>(down);
     const int64_t M = x.rows, F = g.out;
+    if (g.int8 || u.int8 || d.int8) {  // f32 intermediates; each product quantises its own input
+      linear(x, g, gate_buf, Epilogue::GeluTanh, false);
+      linear(x, u, up_buf, Epilogue::None, false);
+      multiply_rows(gate_buf, up_buf);
+      linear(gate_buf, d, y, Epilogue::None, accumulate);
+      return;
+    }
     const void* a = convert_input(x, a_buf_);
     if (!bf16_) {
       gemm(a, M, g, gate_buf.data, gate_buf.ld, false, Post::GeluTanh, false);
       gemm(a, M, u, up_buf.data, up_buf.ld, false, Post::None, false);
-      parallel_for(M, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-          for (int64_t j = 0; j < F; ++j) gate_buf.row(r)[j] *= up_buf.row(r)[j];
-      }, row_grain(F));
+      multiply_rows(gate_buf, up_buf);
       gemm(gate_buf.data, M, d, y.data, y.ld, false, Post::None, accumulate, gate_buf.ld);
       return;
     }
@@ -294,6 +347,15 @@ class CpuBackend : public Backend {
   }
 
  private:
+  // g ⊙= u over [rows, cols] (GeGLU's product in f32).
+  static void multiply_rows(const Mat& g, const Mat& u) {
+    parallel_for(g.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+#pragma omp simd
+        for (int64_t j = 0; j < g.cols; ++j) g.row(r)[j] *= u.row(r)[j];
+    }, row_grain(g.cols));
+  }
+
   // n floats from src, times s, into element idx of a buffer of the GEMM dtype.
   void store(char* dst, int64_t idx, const float* src, int64_t n, float s) const {
     if (bf16_) cpu::to_bf16_scaled(src, n, s, reinterpret_cast<uint16_t*>(dst) + idx);
@@ -334,7 +396,11 @@ class CpuBackend : public Backend {
     else cpu::matmul(s, a, w.w.raw(), b, c);
   }
 
-  const bool bf16_;
+  const Resolved res_;
+  const bool bf16_;  // float GEMMs and attention in bf16 (else f32)
+  const bool int8_;  // GEMM layers in int8 where prepare_linear quantised them
+  const cpu::Int8Scheme scheme_;
+  const int64_t int8_min_rows_;
   RopeTable rope_;
   // Per calling thread, so concurrent model calls never share scratch.
   static thread_local std::vector<uint16_t> a_buf_;
@@ -346,6 +412,6 @@ thread_local std::vector<float> CpuBackend::kb_, CpuBackend::vb_;
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) { return std::make_unique<CpuBackend>(options); }
 
 }  // namespace pi0

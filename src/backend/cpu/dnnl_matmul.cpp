@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -28,7 +29,7 @@ dnnl::engine& engine() {
 }
 
 // Shape, strides, dtypes, epilogue, and the packed layout's id (0: plain strided weights).
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, int, bool, int64_t>;
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, int, bool, int64_t, bool>;
 
 struct Entry {
   dnnl::matmul prim;
@@ -38,10 +39,10 @@ struct Entry {
 
 Entry make_entry(const MatmulSpec& s, const dnnl::memory::desc* packed_b = nullptr) {
   Entry e;
-  const dt in = s.bf16 ? dt::bf16 : dt::f32;
+  const dt in = s.s8 ? dt::s8 : s.bf16 ? dt::bf16 : dt::f32;
   e.a = dnnl::memory::desc({s.M, s.K}, in, dnnl::memory::dims{s.lda, 1});
   e.b = packed_b ? *packed_b : dnnl::memory::desc({s.K, s.N}, in, dnnl::memory::dims{s.b_sk, s.b_sn});
-  e.c = dnnl::memory::desc({s.M, s.N}, s.c_bf16 ? dt::bf16 : dt::f32, dnnl::memory::dims{s.ldc, 1});
+  e.c = dnnl::memory::desc({s.M, s.N}, s.s8 ? dt::s32 : s.c_bf16 ? dt::bf16 : dt::f32, dnnl::memory::dims{s.ldc, 1});
   if (s.bias) e.bias = dnnl::memory::desc({1, s.N}, dt::f32, dnnl::memory::format_tag::ab);
   dnnl::post_ops ops;
   if (s.accumulate) ops.append_sum(1.f);
@@ -127,7 +128,7 @@ void run(const MatmulSpec& s, const void* A, const void* B, const dnnl::memory::
          const float* bias, void* C) {
   if (s.M == 0 || s.N == 0) return;
   const Key key{s.M, s.K, s.N, s.lda, packed ? 0 : s.b_sk, packed ? 0 : s.b_sn, s.ldc, s.bf16, s.c_bf16, s.bias,
-                static_cast<int>(s.post), s.accumulate, packed_id};
+                static_cast<int>(s.post), s.accumulate, packed_id, s.s8};
   const Entry* e;
   {
     std::lock_guard<std::mutex> lk(g_mu);
@@ -171,10 +172,12 @@ void matmul(const MatmulSpec& s, const void* A, const PackedWeights& B, const fl
   run(s, A, B.data.data(), &B.desc, B.id, bias, C);
 }
 
-std::shared_ptr<const PackedWeights> pack_weights(const void* w, int64_t N, int64_t K, bool bf16, int64_t rows_hint) {
-  const dt in = bf16 ? dt::bf16 : dt::f32;
+namespace {
+
+std::shared_ptr<const PackedWeights> pack(const void* w, int64_t N, int64_t K, dt in, int64_t rows_hint) {
+  const dt out = in == dt::s8 ? dt::s32 : dt::f32;
   const int64_t M = std::max<int64_t>(1, rows_hint);
-  dnnl::memory::desc a({M, K}, in, dnnl::memory::format_tag::ab), c({M, N}, dt::f32, dnnl::memory::format_tag::ab);
+  dnnl::memory::desc a({M, K}, in, dnnl::memory::format_tag::ab), c({M, N}, out, dnnl::memory::format_tag::ab);
   dnnl::memory::desc plain({K, N}, in, dnnl::memory::dims{1, K});
   dnnl::memory::desc any({K, N}, in, dnnl::memory::format_tag::any);
   auto p = std::make_shared<PackedWeights>();
@@ -200,12 +203,39 @@ std::shared_ptr<const PackedWeights> pack_weights(const void* w, int64_t N, int6
   return p;
 }
 
+}  // namespace
+
+std::shared_ptr<const PackedWeights> pack_weights(const void* w, int64_t N, int64_t K, bool bf16, int64_t rows_hint) {
+  return pack(w, N, K, bf16 ? dt::bf16 : dt::f32, rows_hint);
+}
+
+std::shared_ptr<const PackedWeights> pack_weights_s8(const int8_t* w, int64_t N, int64_t K, int64_t rows_hint) {
+  return pack(w, N, K, dt::s8, rows_hint);
+}
+
 bool dnnl_bf16_supported() {
   static const bool ok = [] {
     try {
       MatmulSpec s{.M = 4, .K = 32, .N = 16, .lda = 32, .b_sk = 1, .b_sn = 32, .ldc = 16};
       make_entry(s);
       return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return ok;
+}
+
+bool dnnl_int8_vnni_supported() {
+  // oneDNN falls back to a reference int8 kernel (hundreds of times slower) where it has no
+  // brgemm one; int8 is only worth offering where it runs VNNI.
+  static const bool ok = [] {
+    if (!isa_allows_avx512() || !__builtin_cpu_supports("avx512vnni")) return false;
+    try {
+      dnnl::memory::desc a({64, 64}, dt::s8, dnnl::memory::format_tag::ab), c({64, 64}, dt::s32, dnnl::memory::format_tag::ab);
+      dnnl::memory::desc any({64, 64}, dt::s8, dnnl::memory::format_tag::any);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, any, c), engine());
+      return std::string(pd.impl_info_str()).find("vnni") != std::string::npos;
     } catch (const dnnl::error&) {
       return false;
     }

@@ -53,8 +53,9 @@ void check_linear(const Mat& x, const LinearWeight& w, const Mat& y) {
 class ReferenceBackend : public Backend {
  public:
   std::string name() const override { return "reference"; }
+  std::string precision_reason() const override { return "f32 (reference backend: plain f32 loops)"; }
 
-  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t) override {
+  std::unique_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor* bias, int64_t, bool) override {
     auto r = std::make_unique<RefLinear>();
     r->out = w.dim(0);
     r->in = w.numel() / r->out;  // conv kernels [O, C, p, p] are used as [O, C·p·p]

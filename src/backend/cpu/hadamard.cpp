@@ -1,0 +1,67 @@
+#include "backend/cpu/hadamard.h"
+
+#include <immintrin.h>
+
+#include "backend/cpu/kernels.h"
+
+namespace pi0::cpu {
+
+namespace {
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+void fwht_scalar(float* x, int64_t n, int block) {
+  for (int64_t b = 0; b < n; b += block)
+    for (int h = 1; h < block; h *= 2)
+      for (int i = 0; i < block; i += 2 * h)
+        for (int j = i; j < i + h; ++j) {
+          const float u = x[b + j], v = x[b + j + h];
+          x[b + j] = u + v;
+          x[b + j + h] = u - v;
+        }
+}
+
+// Butterflies with a partner within 16 lanes (h = 1, 2, 4, 8): y = x[i ^ h] + sign·x[i], sign −1
+// on the lanes whose bit h is set (they hold u − v after the swap).
+AVX512 __m512 fwht16(__m512 v) {
+  alignas(64) static const int32_t idx[4][16] = {
+      {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14},
+      {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13},
+      {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11},
+      {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}};
+  for (int s = 0; s < 4; ++s) {
+    const __mmask16 upper = static_cast<__mmask16>(s == 0 ? 0xAAAA : s == 1 ? 0xCCCC : s == 2 ? 0xF0F0 : 0xFF00);
+    const __m512 p = _mm512_permutexvar_ps(_mm512_load_si512(idx[s]), v);
+    v = _mm512_mask_sub_ps(_mm512_add_ps(p, v), upper, p, v);
+  }
+  return v;
+}
+
+AVX512 void fwht_avx(float* x, int64_t n, int block) {
+  for (int64_t b = 0; b < n; b += block) {
+    float* y = x + b;
+    for (int i = 0; i < block; i += 16) _mm512_storeu_ps(y + i, fwht16(_mm512_loadu_ps(y + i)));
+    for (int h = 16; h < block; h *= 2)
+      for (int i = 0; i < block; i += 2 * h)
+        for (int j = i; j < i + h; j += 16) {
+          const __m512 u = _mm512_loadu_ps(y + j), v = _mm512_loadu_ps(y + j + h);
+          _mm512_storeu_ps(y + j, _mm512_add_ps(u, v));
+          _mm512_storeu_ps(y + j + h, _mm512_sub_ps(u, v));
+        }
+  }
+}
+
+}  // namespace
+
+int hadamard_block(int64_t K) {
+  int b = 1;
+  while (b < 2048 && K % (2 * b) == 0) b *= 2;
+  return b;
+}
+
+void fwht_blocks(float* x, int64_t n, int block) {
+  if (block >= 16 && has_avx512()) return fwht_avx(x, n, block);
+  fwht_scalar(x, n, block);
+}
+
+}  // namespace pi0::cpu

@@ -1,0 +1,135 @@
+#include "backend/cpu/int8_linear.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "backend/cpu/avx512_math.h"
+#include "backend/cpu/hadamard.h"
+#include "pi0/error.h"
+#include "pi0/threads.h"
+
+namespace pi0::cpu {
+
+namespace {
+
+template <class T>
+T* grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+PI0_AVX512 float absmax(const float* x, int64_t n) {
+  __m512 m = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+  if (i < n) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << (n - i)) - 1), x + i)));
+  return _mm512_reduce_max_ps(m);
+}
+
+// q = round(x · inv) (round to nearest even), |q| ≤ 127 by construction of inv.
+PI0_AVX512 void quantize(const float* x, int64_t n, float inv, int8_t* q) {
+  const __m512 vi = _mm512_set1_ps(inv);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vi));
+    _mm_mask_storeu_epi8(q + i, m, _mm512_cvtsepi32_epi8(v));
+  }
+}
+
+// One row of the rotated (or not) values to s8; returns its scale (0 for an all-zero row).
+float quantize_row(float* v, int64_t K, int block, int8_t* q) {
+  if (block > 1) fwht_blocks(v, K, block);
+  const float amax = absmax(v, K);
+  const float scale = amax > 0 ? amax / 127.f : 0.f;
+  quantize(v, K, scale > 0 ? 1.f / scale : 0.f, q);
+  return scale;
+}
+
+// y = post(acc · rs · cs + bias) or y += acc · rs · cs + bias, one row.
+PI0_AVX512 void epilogue_row(const int32_t* acc, int64_t N, float rs, const float* cs, const float* bias, Post post,
+                         bool accumulate, float* y) {
+  const __m512 vr = _mm512_set1_ps(rs);
+  for (int64_t j = 0; j < N; j += 16) {
+    const __mmask16 m = N - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (N - j)) - 1);
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, acc + j)),
+                             _mm512_mul_ps(vr, _mm512_maskz_loadu_ps(m, cs + j)));
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j));
+    if (post == Post::GeluTanh) v = avx512::gelu_tanh(v);
+    else if (post == Post::Silu) v = avx512::silu(v);
+    if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, y + j));
+    _mm512_mask_storeu_ps(y + j, m, v);
+  }
+}
+
+// Row n of a [N, K] weight as f32 (bf16 and f32 directly; other types element by element).
+void row_f32(const Tensor& w, int64_t n, int64_t K, float* out) {
+  if (w.dtype() == DType::F32) {
+    std::memcpy(out, w.data<float>() + n * K, sizeof(float) * K);
+  } else if (w.dtype() == DType::BF16) {
+    const uint16_t* p = w.data<uint16_t>() + n * K;
+    for (int64_t k = 0; k < K; ++k) out[k] = bf16_to_f32(p[k]);
+  } else {
+    for (int64_t k = 0; k < K; ++k) out[k] = w.get_f32(n * K + k);
+  }
+}
+
+}  // namespace
+
+Int8Scheme int8_scheme_from_env() {
+  const char* e = std::getenv("PI0_INT8_SCHEME");
+  const std::string v = e ? e : "";
+  if (v.empty() || v == "hadamard") return Int8Scheme::Hadamard;
+  if (v == "naive") return Int8Scheme::Naive;
+  throw Error({.message = "unknown int8 scheme", .field = "PI0_INT8_SCHEME", .expected = "hadamard | naive", .got = v});
+}
+
+Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme scheme) {
+  Int8Weights r;
+  r.N = w.dim(0);
+  r.K = w.numel() / r.N;
+  r.block = scheme == Int8Scheme::Hadamard ? hadamard_block(r.K) : 1;
+  r.col_scale.resize(static_cast<size_t>(r.N));
+  std::vector<int8_t> q(static_cast<size_t>(r.N * r.K));
+  const Tensor flat = w.reshaped({r.N, r.K});
+  // Rows are converted to f32 one at a time: never a whole f32 copy of a bf16 checkpoint's layer.
+  parallel_for(r.N, [&](int64_t n0, int64_t n1) {
+    std::vector<float> row(static_cast<size_t>(r.K));
+    for (int64_t n = n0; n < n1; ++n) {
+      row_f32(flat, n, r.K, row.data());
+      r.col_scale[n] = quantize_row(row.data(), r.K, r.block, q.data() + n * r.K) / static_cast<float>(r.block);
+    }
+  }, 16);
+  r.packed = pack_weights_s8(q.data(), r.N, r.K, std::max<int64_t>(1, rows_hint));
+  return r;
+}
+
+void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y) {
+  const int64_t M = x.rows, K = w.K, N = w.N;
+  if (M == 0) return;
+  thread_local std::vector<int8_t> qa;
+  thread_local std::vector<float> rs;
+  thread_local std::vector<int32_t> acc;
+  int8_t* q = grow(qa, M * K);
+  float* s = grow(rs, M);
+  int32_t* c = grow(acc, M * N);
+  parallel_for(M, [&](int64_t r0, int64_t r1) {
+    thread_local std::vector<float> row;
+    float* v = grow(row, K);
+    for (int64_t r = r0; r < r1; ++r) {
+      std::memcpy(v, x.row(r), sizeof(float) * K);
+      s[r] = quantize_row(v, K, w.block, q + r * K);
+    }
+  }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, K)));
+  MatmulSpec spec{.M = M, .K = K, .N = N, .lda = K, .b_sk = 1, .b_sn = K, .ldc = N, .s8 = true};
+  matmul(spec, q, *w.packed, nullptr, c);
+  parallel_for(M, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) epilogue_row(c + r * N, N, s[r], w.col_scale.data(), bias, post, accumulate, y.row(r));
+  }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, N)));
+}
+
+}  // namespace pi0::cpu

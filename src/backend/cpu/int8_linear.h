@@ -1,0 +1,35 @@
+// The int8 (W8A8) linear layer: weights quantised once at load, symmetric per output channel
+// (s8); activations quantised per row on the fly (s8, absmax/127); s32 products through oneDNN's
+// VNNI brgemm (`vpdpbusd`); the scales, bias, activation and residual applied in one epilogue
+// pass. oneDNN 2.6 cannot scale by row inside the GEMM (a binary post-op of shape [M, 1] drops it
+// to its reference kernel), hence the s32 output and our own epilogue.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "backend/cpu/dnnl_matmul.h"
+#include "backend/ops.h"
+
+namespace pi0::cpu {
+
+// naive: plain per-token / per-channel absmax. hadamard: rows and weights rotated by a block
+// Hadamard transform first (hadamard.h), robust to channel outliers without calibration.
+// PI0_INT8_SCHEME=naive|hadamard picks it (default hadamard) so both can be shown side by side.
+enum class Int8Scheme { Naive, Hadamard };
+Int8Scheme int8_scheme_from_env();
+
+struct Int8Weights {
+  int64_t N = 0, K = 0;
+  int block = 1;                  // Hadamard block (1: none)
+  std::vector<float> col_scale;   // per output channel, with the 1/block of the rotation folded in
+  std::shared_ptr<const PackedWeights> packed;
+};
+
+// w: [N, K] F32/BF16/F16 (a view into a map is fine: read once, row by row).
+Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme scheme);
+
+// y (=|+=) post(x·Wᵀ · scales + bias). bias null or [N]. Thread-safe (per-thread scratch).
+void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y);
+
+}  // namespace pi0::cpu

@@ -1,0 +1,108 @@
+// The f32 and int8 GEMM paths of the cpu backend against the reference backend, through the
+// Backend interface, on odd widths and tails (SigLIP's 1152 and 4304 are not powers of two; the
+// denoise loop has 51 rows), every epilogue, the fused residual and the GeGLU MLP.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <tuple>
+
+#include "backend/cpu/dnnl_matmul.h"
+#include "ops_util.h"
+
+using namespace pi0;
+using namespace pi0::test;
+
+namespace {
+
+struct Case {
+  Precision precision;
+  double min_pcc, max_rel;
+};
+
+// f32: the same sums in another order, ≈ 1e-6 apart. int8: 8-bit steps on both operands of
+// random data (no outliers), ≈ 1% of the output range.
+const Case kF32Case{Precision::F32, 0.99999, 1e-4}, kInt8Case{Precision::Int8, 0.995, 0.05};
+
+// int8 on every layer with a row hint of 2 or more (the default leaves small-M layers in float).
+BackendOptions options(const Case& cs) { return {.precision = cs.precision, .int8_min_rows = 2}; }
+
+void check_linear(const Case& cs) {
+  auto ref = make_backend("reference"), cpu = make_backend("cpu", options(cs));
+  std::mt19937 rng(5);
+  // (rows, in, out, rows_hint): int8 applies where rows_hint > 1 and the layer is not a tiny head.
+  for (auto [rows, in, out, hint] : {std::tuple{1, 1152, 4304, 768}, {3, 4304, 1152, 768}, {17, 1152, 1152, 256},
+                                     {51, 1024, 4096, 51}, {51, 4096, 1024, 51}, {50, 1030, 33, 50},
+                                     {51, 2048, 256, 51}, {200, 96, 70, 200}, {3, 640, 130, 1}, {5, 7, 9, 0}}) {
+    for (DType dt : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(testing::Message() << rows << "x" << in << "->" << out << " hint " << hint << " " << dtype_name(dt));
+      Tensor w = weight(out, in, rng, dt), bias = weight(1, out, rng, DType::F32).reshaped({out});
+      auto wr = ref->prepare_linear(w, &bias), wc = cpu->prepare_linear(w, &bias, hint);
+      M x(rows, in, rng, 1.f, 3);
+      // Strided outputs (ld > cols) on the small shapes only: oneDNN 2.6 runs f32 products with a
+      // bias into a strided destination on its reference kernel, minutes for the large ones.
+      const int64_t pad = static_cast<int64_t>(in) * out <= (1 << 18) ? 2 : 0;
+      for (Epilogue ep : {Epilogue::None, Epilogue::GeluTanh, Epilogue::Silu}) {
+        M yr(rows, out, rng, 1.f, pad), yc = yr;
+        yc.mat.data = yc.v.data();
+        ref->linear(x.mat, *wr, yr.mat, ep);
+        cpu->linear(x.mat, *wc, yc.mat, ep);
+        expect_match(yr, yc, cs.min_pcc, cs.max_rel, "linear");
+      }
+      M yr(rows, out, rng), yc = yr;
+      yc.mat.data = yc.v.data();
+      ref->linear(x.mat, *wr, yr.mat, Epilogue::None, true);
+      cpu->linear(x.mat, *wc, yc.mat, Epilogue::None, true);
+      expect_match(yr, yc, cs.min_pcc, cs.max_rel, "linear accumulate");
+    }
+  }
+}
+
+void check_mlp(const Case& cs) {
+  auto ref = make_backend("reference"), cpu = make_backend("cpu", options(cs));
+  std::mt19937 rng(6);
+  for (auto [rows, D, F] : {std::tuple{3, 64, 200}, {51, 1024, 4096}, {17, 1152, 4304}}) {
+    SCOPED_TRACE(testing::Message() << rows << " rows " << D << " -> " << F);
+    Tensor g = weight(F, D, rng, DType::BF16), u = weight(F, D, rng, DType::BF16), d = weight(D, F, rng, DType::BF16);
+    auto gr = ref->prepare_linear(g, nullptr), ur = ref->prepare_linear(u, nullptr), dr = ref->prepare_linear(d, nullptr);
+    auto gc = cpu->prepare_linear(g, nullptr, rows), uc = cpu->prepare_linear(u, nullptr, rows),
+         dc = cpu->prepare_linear(d, nullptr, rows);
+    M x(rows, D, rng), g1(rows, F, rng), u1(rows, F, rng), g2(rows, F, rng), u2(rows, F, rng);
+    for (bool acc : {false, true}) {
+      M yr(rows, D, rng), yc = yr;
+      yc.mat.data = yc.v.data();
+      ref->mlp_geglu(x.mat, *gr, *ur, *dr, g1.mat, u1.mat, yr.mat, acc);
+      cpu->mlp_geglu(x.mat, *gc, *uc, *dc, g2.mat, u2.mat, yc.mat, acc);
+      expect_match(yr, yc, cs.min_pcc, cs.max_rel, acc ? "mlp accumulate" : "mlp");
+    }
+  }
+}
+
+bool int8_available() { return cpu::dnnl_int8_vnni_supported(); }
+
+}  // namespace
+
+TEST(GemmPrecisions, F32Linear) { check_linear(kF32Case); }
+TEST(GemmPrecisions, F32Mlp) { check_mlp(kF32Case); }
+
+TEST(GemmPrecisions, Int8Linear) {
+  if (!int8_available()) GTEST_SKIP() << "no AVX512-VNNI int8 matmul here";
+  check_linear(kInt8Case);
+}
+
+TEST(GemmPrecisions, Int8Mlp) {
+  if (!int8_available()) GTEST_SKIP() << "no AVX512-VNNI int8 matmul here";
+  check_mlp(kInt8Case);
+}
+
+// Both schemes are exact on the zero vector and keep a zero row at zero (scale 0, no NaN).
+TEST(GemmPrecisions, Int8ZeroRows) {
+  if (!int8_available()) GTEST_SKIP() << "no AVX512-VNNI int8 matmul here";
+  auto cpu = make_backend("cpu", {.precision = Precision::Int8, .int8_min_rows = 2});
+  std::mt19937 rng(7);
+  Tensor w = weight(64, 128, rng, DType::F32);
+  auto wc = cpu->prepare_linear(w, nullptr, 8);
+  M x(4, 128, rng), y(4, 64, rng);
+  for (int64_t k = 0; k < 128; ++k) x.mat.row(2)[k] = 0.f;
+  cpu->linear(x.mat, *wc, y.mat);
+  for (int64_t j = 0; j < 64; ++j) EXPECT_EQ(y.mat.row(2)[j], 0.f);
+}
