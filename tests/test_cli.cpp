@@ -1,6 +1,7 @@
 // The CLI turns bad input into a non-zero exit and a message naming the file, never a crash.
 #include <gtest/gtest.h>
 
+#include "bundle_util.h"
 #include "golden_dir.h"
 #include "test_util.h"
 
@@ -113,4 +114,26 @@ TEST(Cli, CheckpointPathsThatAreNotWhatTheySeem) {
   CliRun fifo = run("inspect " + ck);
   EXPECT_NE(fifo.code, 0);
   EXPECT_NE(fifo.out.find("not a regular file"), std::string::npos) << fifo.out;
+}
+
+// The policy's own files (norm stats, robot JSON, tokenizer, images) are refused the same way: a FIFO
+// would hang the command, /dev/zero would fill the memory.
+TEST(Cli, PolicyFilesThatAreNotRegularFilesAreRefusedByName) {
+  const std::string dir = tmpdir("not_files_policy");
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string robot_json = dir + "/robot.json";
+  ASSERT_EQ(::mkfifo(robot_json.c_str(), 0600), 0);
+  const std::string s = std::string(PI0_SOURCE_DIR) + "/assets/samples";
+  const std::string infer = "infer --checkpoint " + pi0::test::bundle("tiny-pi0") + " --state 0,0,0,0,0,0,0,0 --prompt x ";
+  const std::string images = "--image image=" + s + "/base.png --image wrist_image=" + s + "/wrist.png ";
+  for (const std::string& args : {infer + "--robot libero " + images + "--norm-stats " + fifo,
+                                  infer + "--robot libero " + images + "--tokenizer " + fifo,
+                                  infer + "--robot libero " + images + "--tokenizer /dev/zero",
+                                  infer + "--robot libero --image image=" + fifo + " --image wrist_image=" + s + "/wrist.png",
+                                  infer + "--robot " + robot_json + " " + images}) {
+    CliRun r = run(args);
+    EXPECT_NE(r.code, 0) << args;
+    EXPECT_NE(r.out.find("not a regular file"), std::string::npos) << args << ": " << r.out;
+  }
 }

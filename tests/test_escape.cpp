@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "core/escape.h"
+#include "pi0/error.h"
 
 using pi0::escape_control;
 
@@ -22,4 +23,11 @@ TEST(Escape, ControlCharactersAndInvalidUtf8AreEscaped) {
 TEST(Escape, ValidUtf8TextIsKept) {
   EXPECT_EQ(escape_control("pick up the café cup π0 ü 日本 🤖"), "pick up the café cup π0 ü 日本 🤖");
   EXPECT_EQ(escape_control("\xc2\xa0"), "\xc2\xa0");  // U+00A0 is printable
+}
+
+// An error's what() is a C string: a NUL in client text must not cut the message short.
+TEST(Escape, ErrorMessagesKeepTheTextAfterANul) {
+  const pi0::Error e(pi0::ErrorInfo{.message = "unknown key", .field = "obs", .expected = "state",
+                                    .got = std::string("a\0b, c", 6)});
+  EXPECT_STREQ(e.what(), "field 'obs': unknown key (expected state, got a\\x00b, c)");
 }

@@ -142,7 +142,8 @@ TEST(Image, BadArraysAreClearErrors) {
                 .find("observation/image"), std::string::npos);
   EXPECT_NE(error_of([] { image_from_tensor(Tensor::zeros(DType::U8, {4, 5}), "cam"); }).find("[4, 5]"),
             std::string::npos);
-  EXPECT_NE(error_of([] { image_from_tensor(Tensor::zeros(DType::I32, {4, 5, 3}), "cam"); }).find("I32"),
+  // A uint16 (depth) image arrives widened to I32: the message says what the client may have sent.
+  EXPECT_NE(error_of([] { image_from_tensor(Tensor::zeros(DType::I32, {4, 5, 3}), "cam"); }).find("uint16"),
             std::string::npos);
   Tensor nan = Tensor::zeros(DType::F32, {2, 2, 3});
   nan.data_mut<float>()[3] = NAN;

@@ -31,3 +31,23 @@ TEST(InferCli, SubnormalStateValuesAreNumbers) {
   EXPECT_EQ(big.code, 1) << big.out;
   EXPECT_NE(big.out.find("--state"), std::string::npos) << big.out;
 }
+
+// `--prompt ""` is an empty prompt, as an openpi client sending "" has it; no --prompt and no default
+// prompt is an error pointing at --prompt (not at serve's --default-prompt, which infer lacks).
+TEST(InferCli, EmptyPromptIsAPromptAndMissingOnePointsToTheFlag) {
+  std::string cmd = base();
+  const std::string with = "--prompt 'pick up' ";
+  cmd.erase(cmd.find(with), with.size());
+  CliRun empty = pi0::test::run_cli(cmd + "--prompt '' --state 0,0,0,0,0,0,0,0 --json");
+  EXPECT_EQ(empty.code, 0) << empty.out;
+  EXPECT_NE(empty.out.find("\"prompt\": \"\""), std::string::npos) << empty.out;
+  CliRun none = pi0::test::run_cli(cmd + "--state 0,0,0,0,0,0,0,0");
+  EXPECT_EQ(none.code, 1) << none.out;
+  EXPECT_NE(none.out.find("pi0 infer: --prompt"), std::string::npos) << none.out;
+}
+
+TEST(InferCli, PortOutOfRangeSaysTheRange) {
+  CliRun r = pi0::test::run_cli("serve --checkpoint " + pi0::test::bundle("tiny-pi0") + " --robot libero --port 70000");
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("--port: Value 70000 not in range 0 to 65535"), std::string::npos) << r.out;
+}

@@ -293,19 +293,20 @@ TEST(MsgpackNumpy, EnforcesNestingAndSizeLimits) {
   lim.max_string = 16;
   Raw deep;
   deep.map(1).str("a").map(1).str("b").map(1).str("c").map(1).str("d").map(1).str("e").i(1);
-  expect_reject(deep.out, "size limit", lim);
+  expect_reject(deep.out, "nests deeper than 4 levels", lim);
   Raw wide;
   wide.map(1).str("a").arr(9);
   for (int i = 0; i < 9; ++i) wide.i(i);
-  expect_reject(wide.out, "size limit", lim);
-  expect_reject(Raw().map(1).str("p").str(std::string(17, 'x')).out, "size limit", lim);
+  expect_reject(wide.out, "an array of more than 8 entries", lim);
+  // The limit is named in words, not msgpack-cxx's "str size overflow".
+  expect_reject(Raw().map(1).str("p").str(std::string(17, 'x')).out, "a string longer than 16 bytes", lim);
   // A declared container size far beyond the bytes present is an error, not an allocation.
-  expect_reject(Raw().map(1).str("a").out + std::string("\xdd\xff\xff\xff\xff", 5), "size limit");
-  expect_reject(std::string("\xdf\x7f\xff\xff\xff", 5), "size limit");
+  expect_reject(Raw().map(1).str("a").out + std::string("\xdd\xff\xff\xff\xff", 5), "an array of more than 4096");
+  expect_reject(std::string("\xdf\x7f\xff\xff\xff", 5), "a map of more than 4096");
   // Default depth limit: 33 nested arrays.
   Raw d33;
   d33.map(1).str("a");
   for (int i = 0; i < 33; ++i) d33.arr(1);
   d33.i(0);
-  expect_reject(d33.out, "size limit");
+  expect_reject(d33.out, "nests deeper than 32 levels");
 }

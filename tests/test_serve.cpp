@@ -64,7 +64,7 @@ TEST(ServeRequest, FailuresBecomeErrorTextNeverExceptions) {
   DecodeLimits tight;
   tight.max_string = 4;
   RequestOutcome lim = process_request(encode(Dict{{"prompt", "too long"}}), echo_policy, tight, std::nullopt);
-  EXPECT_NE(lim.payload.find("size limit"), std::string::npos) << lim.payload;
+  EXPECT_NE(lim.payload.find("a string longer than 4 bytes"), std::string::npos) << lim.payload;
 }
 
 TEST(ServeWorkQueue, RefusesBeyondCapacityAndRunsInOrder) {

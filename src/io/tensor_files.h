@@ -29,7 +29,7 @@ struct TensorFiles {
 // `populate` prefaults the maps (when every tensor will be read).
 TensorFiles open_tensor_files(const std::string& dir, bool populate);
 
-// A whole (small) text file: JSON configs, indexes, norm stats, robot files. Refuses anything but a
+// A whole (small) file: JSON configs, indexes, norm stats, robot files, tokenizers, images. Refuses anything but a
 // regular file (a device, a FIFO, a directory) and files over `max_bytes`, naming the path.
 std::string read_text_file(const std::string& path, uint64_t max_bytes = uint64_t{64} << 20);
 

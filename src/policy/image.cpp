@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "io/tensor_files.h"
 #include "pi0/error.h"
 
 namespace pi0 {
@@ -77,10 +78,9 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
 }
 
 ImageU8 decode_image_file(const std::string& path, int64_t max_pixels) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(ErrorInfo{.message = "cannot open image", .file = path});
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
-  return decode_image_memory(bytes.data(), bytes.size(), path, max_pixels);
+  // Regular files only, bounded: a FIFO or /dev/zero given as an image is refused, not read forever.
+  const std::string bytes = read_text_file(path, uint64_t{256} << 20);
+  return decode_image_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path, max_pixels);
 }
 
 void write_png(const std::string& path, const ImageU8& img) {
@@ -93,9 +93,15 @@ void write_png(const std::string& path, const ImageU8& img) {
 ImageU8 image_from_tensor(const Tensor& t, const std::string& what) {
   const bool u8 = t.dtype() == DType::U8;
   const bool fl = t.dtype() == DType::F32 || t.dtype() == DType::F64;
-  if (!u8 && !fl)
+  if (!u8 && !fl) {
+    // Narrow numpy integers arrive widened (msgpack-numpy decoding, docs/model.md §7), so "I32" alone
+    // would hide that the client sent e.g. a uint16 depth image.
+    const std::string got = t.dtype() == DType::I32   ? "an integer array (numpy int8, int16, uint16 or int32)"
+                            : t.dtype() == DType::I64 ? "an integer array (numpy int64 or uint32)"
+                                                      : dtype_name(t.dtype());
     throw Error(ErrorInfo{.message = "image array has an unsupported dtype", .tensor = what, .field = "dtype",
-                 .expected = "uint8 (or float in [0, 1])", .got = dtype_name(t.dtype())});
+                 .expected = "uint8 (or float in [0, 1]; scale 16-bit images to 0..255)", .got = got});
+  }
   // openpi (_parse_image): channels first iff the first dim is 3; otherwise channels last.
   const bool chw = t.ndim() == 3 && t.dim(0) == 3;
   const bool hwc = t.ndim() == 3 && !chw && t.dim(2) == 3;

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "io/tensor_files.h"
 #include "pi0/error.h"
 
 namespace pi0 {
@@ -105,10 +106,7 @@ NormStatsFile parse_norm_stats(const std::string& text, const std::string& src) 
 }
 
 NormStatsFile load_norm_stats(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(ErrorInfo{.message = "cannot open norm stats", .file = path});
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  return parse_norm_stats(text, path);
+  return parse_norm_stats(read_text_file(path), path);
 }
 
 std::string norm_stats_to_json(const std::map<std::string, NormStats>& stats) {

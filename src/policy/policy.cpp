@@ -34,7 +34,7 @@ namespace {
 std::string resolve_norm_stats(const std::string& ckpt, const std::string& given, const RobotConfig& robot) {
   if (!given.empty()) {
     const fs::path p = fs::is_directory(given) ? fs::path(given) / "norm_stats.json" : fs::path(given);
-    if (!fs::is_regular_file(p))
+    if (!fs::exists(p))  // a FIFO or a device: refused by name when read (read_text_file)
       throw Error(ErrorInfo{.message = "norm stats not found (--norm-stats)", .file = p.string()});
     return p.string();
   }
@@ -49,7 +49,7 @@ std::string resolve_norm_stats(const std::string& ckpt, const std::string& given
 
 std::string resolve_tokenizer(const std::string& ckpt, const std::string& given) {
   const fs::path p = given.empty() ? fs::path(ckpt) / "tokenizer.model" : fs::path(given);
-  if (!fs::is_regular_file(p))
+  if (!fs::exists(p))  // a FIFO or a device: refused by name when read (read_text_file)
     throw Error(ErrorInfo{.message = given.empty() ? "tokenizer model not found beside the checkpoint (pass --tokenizer with "
                                             "the PaliGemma tokenizer.model)"
                                           : "tokenizer model not found",
@@ -179,7 +179,8 @@ PreparedObservation Policy::prepare(const Dict& obs) const {
   else if (!m.robot.default_prompt.empty()) out.prompt = m.robot.default_prompt;
   else
     throw Error(ErrorInfo{.message = "observation has no prompt and no default prompt is set", .field = "prompt",
-                 .expected = "a \"prompt\" string (or --default-prompt)"});
+                 .expected = "a \"prompt\" string (pi0 infer: --prompt; pi0 serve: --default-prompt for requests without one)",
+                 .got = "no \"prompt\" key"});
   // 3. Normalize (float64, as openpi's stats are).
   const std::vector<double> state = normalize(ro.state, m.stats.at("state"), m.mode, "state");
   // 5. ResizeImages (Pillow bilinear on uint8), then the model's x/255·2−1. Absent cameras are

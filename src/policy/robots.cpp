@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/tensor_files.h"
 #include "pi0/error.h"
 
 namespace pi0 {
@@ -307,10 +308,7 @@ RobotConfig resolve_robot(const std::string& name_or_path, bool pi05) {
   const auto names = builtin_robot_names();
   if (std::find(names.begin(), names.end(), name_or_path) != names.end()) return builtin_robot(name_or_path, pi05);
   if (name_or_path.size() > 5 && name_or_path.ends_with(".json")) {
-    std::ifstream f(name_or_path);
-    if (!f) throw Error(ErrorInfo{.message = "cannot open robot config", .file = name_or_path});
-    std::string text((std::istreambuf_iterator<char>(f)), {});
-    return parse_robot_json(text, name_or_path);
+    return parse_robot_json(read_text_file(name_or_path), name_or_path);
   }
   return builtin_robot(name_or_path, pi05);  // throws: unknown robot, listing the names
 }

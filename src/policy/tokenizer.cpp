@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "io/tensor_files.h"
 #include "pi0/error.h"
 #include "pi0/log.h"
 
@@ -76,10 +77,12 @@ std::vector<int> discretize_state(const std::vector<double>& state) {
 
 PromptTokenizer::PromptTokenizer(const std::string& model_path)
     : path_(model_path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  if (!std::filesystem::is_regular_file(model_path))
+  if (!std::filesystem::exists(model_path))  // other kinds of file: read_text_file below says which
     throw Error(ErrorInfo{.message = "tokenizer model not found (pass --tokenizer, or put tokenizer.model beside the checkpoint)",
                  .file = model_path});
-  const auto status = sp_->Load(model_path);
+  // Read by us (a regular file, at most 64 MiB; PaliGemma's is 4.2 MB) so that a FIFO or a device is
+  // refused by name instead of read without end.
+  const auto status = sp_->LoadFromSerializedProto(read_text_file(model_path));
   if (!status.ok()) throw Error(ErrorInfo{.message = "not a SentencePiece model: " + status.ToString(), .file = model_path});
   // openpi's formats need BOS; a model without one would silently produce different ids.
   if (sp_->bos_id() < 0)

@@ -438,6 +438,17 @@ Value decode_value(std::string_view bytes, const DecodeLimits& limits) {
     h = msgpack::unpack(bytes.data(), bytes.size(), off, reference_everything, nullptr, lim);
   } catch (const msgpack::insufficient_bytes&) {
     throw Error("malformed msgpack: message ends in the middle of a value (" + std::to_string(bytes.size()) + " bytes)");
+  } catch (const msgpack::str_size_overflow&) {
+    throw Error("msgpack message holds a string longer than " + std::to_string(limits.max_string) +
+                " bytes (the server's limit on one str, e.g. a prompt)");
+  } catch (const msgpack::bin_size_overflow&) {
+    throw Error("msgpack message holds a bin longer than " + std::to_string(limits.max_bin) + " bytes");
+  } catch (const msgpack::array_size_overflow&) {
+    throw Error("msgpack message holds an array of more than " + std::to_string(limits.max_container) + " entries");
+  } catch (const msgpack::map_size_overflow&) {
+    throw Error("msgpack message holds a map of more than " + std::to_string(limits.max_container) + " entries");
+  } catch (const msgpack::depth_size_overflow&) {
+    throw Error("msgpack message nests deeper than " + std::to_string(limits.max_depth) + " levels");
   } catch (const msgpack::size_overflow& e) {
     throw Error(std::string("msgpack message exceeds a size limit: ") + e.what());
   } catch (const std::exception& e) {

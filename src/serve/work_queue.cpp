@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace pi0::serve {
 
 WorkQueue::WorkQueue(size_t capacity, int workers) : capacity_(std::max<size_t>(1, capacity)) {
@@ -50,12 +54,30 @@ void WorkQueue::loop() {
       if (jobs_.empty()) return;  // finishing and drained
       job = std::move(jobs_.front());
       jobs_.pop_front();
+      ++running_;
     }
     try {
       job();  // jobs report their own errors to their client; this only keeps a worker alive
     } catch (...) {
     }
+    job = nullptr;  // its captures (the request's frame) are freed before the heap is trimmed
+    bool idle;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      idle = --running_ == 0 && jobs_.empty();
+    }
+    if (idle) release_free_heap();
   }
+}
+
+void WorkQueue::release_free_heap() {
+#if defined(__GLIBC__)
+  // A request's buffers (its frame, the decoded observation, a 1 MiB prompt) are freed when it is
+  // answered, but glibc keeps freed heap in each thread's arena (and raises its mmap threshold after
+  // a large free), so with --workers 4 four 1 MiB prompts left ~23 MB resident for good. Giving it
+  // back once the server has nothing to do costs nothing a request waits for.
+  malloc_trim(0);
+#endif
 }
 
 }  // namespace pi0::serve

@@ -33,11 +33,13 @@ class WorkQueue {
 
  private:
   void loop();
+  static void release_free_heap();  // after the last running job when none wait
   const size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> jobs_;
   bool finishing_ = false;
+  int running_ = 0;  // jobs being run
   std::vector<std::thread> threads_;
 };
 

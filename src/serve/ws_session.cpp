@@ -63,7 +63,8 @@ void WsSession::drain() {
 }
 
 void WsSession::do_read() {
-  // Read at most one byte past the limit: enough to know a message is too big, never more.
+  // Read at most one byte past the limit: enough to know a message is too big, never more (a frame
+  // header announcing too much is refused at the first read after it: announced_bytes()).
   const size_t max = ctx_->opt.max_message_bytes;
   size_t chunk = closing_ ? size_t(1) << 16 : std::min<size_t>(size_t(1) << 20, max - std::min(max, msg_bytes_) + 1);
   ws_.async_read_some(buffer_, chunk, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
@@ -85,7 +86,7 @@ void WsSession::on_read(beast::error_code ec, size_t n) {
   }
   if (msg_bytes_ == 0 && n > 0) arm_message_deadline();
   msg_bytes_ += n;
-  if (msg_bytes_ > ctx_->opt.max_message_bytes) {
+  if (announced_bytes() > ctx_->opt.max_message_bytes) {
     buffer_.consume(buffer_.size());
     const std::string limit = std::to_string(ctx_->opt.max_message_bytes);
     ctx_->metrics.count(Outcome::TooBig);
@@ -110,6 +111,16 @@ void WsSession::on_read(beast::error_code ec, size_t n) {
     on_message(std::move(frame));
   }
   do_read();
+}
+
+uint64_t WsSession::announced_bytes() const {
+  // The bytes of this message read so far plus what its current frame header still announces, so a
+  // header that promises more than the limit is refused at the first read after it, not after the
+  // limit's worth of payload (Beast's own limit would refuse too, but with an empty close reason).
+  // read_size_hint(1) is the frame's remaining payload, or 1 when that is unknown (between frames).
+  if (ws_.is_message_done()) return msg_bytes_;
+  const size_t rest = ws_.read_size_hint(1);
+  return msg_bytes_ + (rest > 1 ? rest : 0);
 }
 
 void WsSession::on_message(std::string frame) {

@@ -37,6 +37,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   void on_accept(beast::error_code ec);
   void do_read();
   void on_read(beast::error_code ec, size_t n);
+  uint64_t announced_bytes() const;  // this message's bytes read + still announced by its frame header
   void on_message(std::string frame);
   void submit(std::string frame);
   void on_result(RequestOutcome r);

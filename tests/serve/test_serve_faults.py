@@ -253,7 +253,7 @@ class Flood(unittest.TestCase):
 
 
 class Slowloris(unittest.TestCase):
-    ATTACKERS = 8
+    ATTACKERS = 64  # the attack: every slot of --max-connections 64
     TIMEOUT = 4  # --message-timeout
 
     def test_trickled_frames_do_not_hold_every_slot(self):

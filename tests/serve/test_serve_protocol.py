@@ -482,6 +482,28 @@ class BadInput(unittest.TestCase):
                 await good_request_works(srv.url)
             run(go())
 
+    def test_oversize_frame_header_is_refused_before_its_payload(self):
+        """A header announcing more than the limit is refused as soon as it is read (here: with one
+        payload byte behind it), not after the limit's worth of payload; also 2^62 and 2^63 (whose top
+        bit a conforming client never sets)."""
+        limit = 400_000
+        with ServerProcess("--max-message-bytes", str(limit)) as srv:
+            for announced, code, text in ((limit + 1, 1009, f"message too big: more than {limit} bytes"),
+                                          (1 << 62, 1009, "message too big"), (1 << 63, 1009, "message too big")):
+                s = raw_connect(srv.port)
+                self.assertTrue(raw_handshake(s).startswith(b"HTTP/1.1 101"))
+                read_frame(s)  # the metadata
+                s.sendall(frame_bytes(0x2, b"", length=announced) + b"\x00")  # header + first byte only
+                said = b""
+                b0, payload = read_frame(s)  # the socket's timeout fails the test if nothing comes
+                while b0 != 0x88:            # the error text (openpi's convention), then the close frame
+                    said += payload
+                    b0, payload = read_frame(s)
+                self.assertEqual(struct.unpack(">H", payload[:2])[0], code, f"announced {announced}")
+                self.assertIn(text, said.decode())
+                s.close()
+            run(good_request_works(srv.url))
+
     def test_default_limit_takes_three_cameras(self):
         with ServerProcess() as srv:
             async def go():

@@ -40,11 +40,12 @@ void put(Dict& obs, const std::string& key, Value v, bool nested) {
 }
 
 struct InferArgs {
-  std::string checkpoint, robot, state, prompt, tokenizer, norm_stats, backend, precision = "auto";
+  std::string checkpoint, robot, state, tokenizer, norm_stats, backend, precision = "auto";
   std::vector<std::string> images;
   bool json = false;
   std::optional<uint64_t> seed;
   std::optional<bool> discrete_state_input;
+  std::optional<std::string> prompt;  // absent: the robot's default prompt
 };
 
 // --image KEY=FILE flags -> decoded uint8 HWC images under the robot's observation keys.
@@ -88,7 +89,8 @@ Dict observation_from_flags(const InferArgs& a, const RobotConfig& r) {
   Dict obs;
   put_images(a, r, obs);
   put_state(a, r, obs);
-  if (!a.prompt.empty()) obs["prompt"] = Value(a.prompt);
+  // Given, even empty, the prompt is the observation's, as an openpi client sending "" would have it.
+  if (a.prompt) obs["prompt"] = Value(*a.prompt);
   return obs;
 }
 
@@ -132,7 +134,7 @@ void add_infer(CLI::App& app) {
   cmd->add_option("--image", a->images, "KEY=FILE, one per camera (KEY: observation key, e.g. observation/image, "
                                         "its last part, e.g. cam_high, or the model camera, e.g. base_0_rgb)");
   cmd->add_option("--state", a->state, "raw robot state v1,v2,... (all state values of the robot, in order)")->required();
-  cmd->add_option("--prompt", a->prompt, "task prompt (default: the robot's default prompt, if any)");
+  cmd->add_option("--prompt", a->prompt, "task prompt; \"\" is an empty prompt (default: the robot's default prompt, if any)");
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer model (default: <checkpoint>/tokenizer.model)");
   cmd->add_option("--norm-stats", a->norm_stats, "norm_stats.json or its directory "
                                                  "(default: <checkpoint>/assets/<asset_id>/norm_stats.json)");

@@ -82,7 +82,8 @@ void add_serve(CLI::App& app) {
   add_discrete_state_input_option(cmd, a->discrete_state_input);
   add_precision_option(cmd, &a->precision);
   cmd->add_option("--host", o.host, "address to bind")->capture_default_str();
-  cmd->add_option("--port", o.port, "TCP port (0: any free port, printed at start)")->capture_default_str();
+  cmd->add_option("--port", o.port, "TCP port (0: any free port, printed at start)")
+      ->capture_default_str()->check(CLI::Range(0, 65535));
   cmd->add_option("--max-message-bytes", o.max_message_bytes, max_message_help(o))
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--max-queue", o.max_queue, "requests that may wait for the model; beyond, refused with close code 1013")
