@@ -86,6 +86,16 @@ def test_same_actions_as_pi0_serve(checkpoint, policy):
     assert policy.metadata == metadata == {}
 
 
+def test_default_options_same_actions_as_pi0_serve(checkpoint):
+    """The acceptance check as written: pi0cpp.Policy(ck, robot="libero") with every default. `auto`
+    measures the machine at load, so the server is told the precision this load settled on."""
+    policy = pi0cpp.Policy(checkpoint, robot="libero")
+    assert policy.info["precision"] in ("bf16", "f32"), policy.info
+    obs = libero_obs(policy, 9)
+    _, served = serve_reply(checkpoint, "libero", obs, "--precision", policy.info["precision"])
+    np.testing.assert_allclose(policy.infer(obs)["actions"], served["actions"], rtol=1e-5, atol=0)
+
+
 def test_image_layouts_and_prompt_bytes_give_the_same_actions(policy):
     obs = libero_obs(policy, 2)
     want = policy.infer(obs)["actions"]
