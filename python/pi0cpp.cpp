@@ -27,6 +27,11 @@ namespace py = pybind11;
 
 namespace {
 
+// numpy.generic (numpy scalars such as np.float32(1.5)), looked up once at import. A plain handle
+// whose reference is never dropped: a static py::object would be released after the interpreter
+// has shut down, and a function-local static initialised under the GIL can deadlock two threads.
+py::handle g_numpy_generic;
+
 // The numpy dtype of a library dtype and back; nullopt for dtypes the library has no use for.
 std::optional<pi0::DType> dtype_from_numpy(const py::dtype& dt) {
   // Arrays in another byte order are converted (py::array::ensure below) rather than misread.
@@ -101,11 +106,10 @@ pi0::Dict dict_from_python(py::handle obj, const std::string& path, std::vector<
 }
 
 pi0::Value value_from_python(py::handle obj, const std::string& path, std::vector<py::object>& keep) {
-  static const py::object numpy_generic = py::module_::import("numpy").attr("generic");
   if (obj.is_none()) return {};
   if (py::isinstance<py::bool_>(obj)) return obj.cast<bool>();
   if (py::isinstance<py::array>(obj)) return tensor_from_numpy(py::reinterpret_borrow<py::array>(obj), path, keep);
-  if (py::isinstance(obj, numpy_generic)) return value_from_python(obj.attr("item")(), path, keep);  // np.float32(1.5)
+  if (py::isinstance(obj, g_numpy_generic)) return value_from_python(obj.attr("item")(), path, keep);  // np.float32(1.5)
   if (py::isinstance<py::int_>(obj)) {
     try {
       return static_cast<int64_t>(obj.cast<int64_t>());
@@ -183,6 +187,7 @@ py::dict info_dict(const pi0::api::PolicyInfo& i) {
 PYBIND11_MODULE(pi0cpp, m) {
   m.doc() = "pi0.cpp: C++ inference for pi0 / pi0.5 policies, with openpi's BasePolicy interface";
   m.attr("__version__") = PI0_VERSION;
+  g_numpy_generic = py::object(py::module_::import("numpy").attr("generic")).release();
   py::register_exception<pi0::Error>(m, "Error", PyExc_ValueError);
 
   m.def(

@@ -110,6 +110,8 @@ def test_image_layouts_and_prompt_bytes_give_the_same_actions(policy):
     as_bytes = dict(obs, prompt=obs["prompt"].encode())
     as_f64 = dict(obs, noise=obs["noise"].astype(np.float64), **{"observation/state": obs["observation/state"].astype(np.float64)})
     np.testing.assert_array_equal(policy.infer(as_bytes)["actions"], want)
+    scalars = dict(obs, **{"observation/state": list(obs["observation/state"])})  # numpy scalars in a list
+    np.testing.assert_array_equal(policy.infer(scalars)["actions"], want)
     np.testing.assert_array_equal(policy.infer(as_f64)["actions"], want)
 
 
