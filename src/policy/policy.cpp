@@ -162,6 +162,7 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
 }
 
 const ModelConfig& Policy::config() const { return impl_->model->config(); }
+const Pi0Model& Policy::model() const { return *impl_->model; }
 const RobotConfig& Policy::robot() const { return impl_->robot; }
 const PromptFormat& Policy::prompt_format() const { return impl_->format; }
 const std::string& Policy::norm_stats_path() const { return impl_->stats.path; }

@@ -56,6 +56,7 @@ class Policy {
   // openpi's input transforms only (no model call).
   PreparedObservation prepare(const Dict& obs) const;
   const ModelConfig& config() const;
+  const Pi0Model& model() const;  // its backend and chosen precision, for pi0::api::Policy::info()
   const RobotConfig& robot() const;
   // Which prompt format prepare() uses and where that was decided (also logged at load).
   const PromptFormat& prompt_format() const;

@@ -6,6 +6,7 @@
 #include "pi0/error.h"
 #include "pi0/log.h"
 #include "pi0/threads.h"
+#include "pi0/version.h"
 
 int main(int argc, char** argv) {
   pi0::set_log_callback(pi0::log_to_stderr());
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
   // hands the options it does not know to its parent. Set before the subcommands are added,
   // which inherit it.
   app.fallthrough();
-  app.set_version_flag("--version", "pi0.cpp 0.1.0");
+  app.set_version_flag("--version", "pi0.cpp " PI0_VERSION);
   int threads = 0;
   app.add_option("--threads", threads, "worker threads for every heavy op (default: all cores)")->check(CLI::NonNegativeNumber);
   pi0::cli::add_inspect(app);
