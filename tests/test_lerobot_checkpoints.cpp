@@ -309,3 +309,22 @@ TEST(LeRobotNormalizer, InferAndInspectOnALeRobotDirectory) {
             std::string::npos)
       << r.out;
 }
+
+TEST(LeRobotNormalizer, RelativeActionsAreRefusedNamingTheStep) {
+  const std::string dir = copy_bundle("tiny-pi0", "lerobot_relative", [](Tensors&) {});
+  write_lerobot_processors(dir, "MEAN_STD", stats(8, 0, 1), stats(7, 0, 1));
+  auto j = nlohmann::json::parse(std::ifstream(dir + "/policy_preprocessor.json"));
+  j["steps"][5]["config"]["enabled"] = true;
+  std::ofstream(dir + "/policy_preprocessor.json") << j.dump();
+  const std::string msg = error_text([&] { Policy::load(dir, {.robot = "libero", .backend = "reference"}); });
+  EXPECT_NE(msg.find("relative actions"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("steps[5].config.enabled"), std::string::npos) << msg;
+}
+
+TEST(LeRobotNormalizer, StateBeyondFloat32IsRefused) {
+  LeRobotFeatureNorm f{.key = "observation.state", .mode = LeRobotNormMode::MeanStd, .a = {0, 0}, .b = {1, 1},
+                       .source = "stats.safetensors"};
+  EXPECT_NEAR(f.normalize({2.0, -1.0})[0], 2.0, 1e-6);
+  const std::string msg = error_text([&] { f.normalize({1e300, 0}); });
+  EXPECT_NE(msg.find("observation.state[0]"), std::string::npos) << msg;
+}

@@ -175,6 +175,10 @@ std::vector<double> LeRobotFeatureNorm::normalize(const std::vector<double>& x) 
                  .expected = "at most " + std::to_string(width()) + " values", .got = std::to_string(x.size())});
   std::vector<double> y(x.size());
   for (size_t i = 0; i < x.size(); ++i) {
+    if (!(std::fabs(x[i]) <= std::numeric_limits<float>::max()))
+      throw Error({.message = key + " value does not fit float32, the type LeRobot normalises in", .file = source,
+                   .tensor = key + "[" + std::to_string(i) + "]", .expected = "|value| <= 3.4e38",
+                   .got = std::to_string(x[i])});
     const float v = static_cast<float>(x[i]);  // LeRobot's state is a float32 tensor
     float r = v;
     switch (mode) {
@@ -208,7 +212,7 @@ void LeRobotFeatureNorm::unnormalize_rows(double* x, size_t rows, size_t dim) co
   const size_t n = std::min(dim, a.size());
   for (size_t r = 0; r < rows; ++r)
     for (size_t i = 0; i < n; ++i) {
-      const float v = static_cast<float>(x[r * dim + i]);  // π0's actions are float32
+      const float v = static_cast<float>(x[r * dim + i]);  // π0's actions are float32 (finite, checked by the model)
       float o = v;
       switch (mode) {
         case LeRobotNormMode::Identity: break;
@@ -243,6 +247,17 @@ std::optional<LeRobotNormalizer> load_lerobot_processor_normalizer(const std::st
   if (!norm)
     throw Error({.message = "LeRobot preprocessor has no normalizer_processor step", .file = pre_path, .field = "steps",
                  .expected = "a step with \"registry_name\": \"normalizer_processor\""});
+  // LeRobot's relative actions (state subtracted before normalising, added back after) are a
+  // training choice this engine does not replay; the robot config's delta dims are openpi's.
+  const json& steps = pre["steps"];
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (steps[i].is_object() && steps[i].value("registry_name", json()) == "relative_actions_processor" &&
+        steps[i].contains("config") && steps[i]["config"].is_object() && steps[i]["config"].contains("enabled") &&
+        steps[i]["config"]["enabled"] == true)
+      throw Error({.message = "this checkpoint was trained on LeRobot's relative actions, which pi0.cpp does not apply "
+                              "(pass openpi norm stats with --norm-stats and a robot whose config has the delta dims)",
+                   .file = pre_path, .field = "steps[" + std::to_string(i) + "].config.enabled", .expected = "false",
+                   .got = "true"});
   const auto pre_stats = SafeTensorsFile::open(norm->state_file);
   LeRobotNormalizer n;
   // π0 / π0.5 read the state from "observation.state"; the action feature is "action".
