@@ -89,9 +89,11 @@ std::vector<std::string> describe_normalizers(const std::string& ckpt) {
   std::error_code ec;
   const fs::path assets = fs::path(ckpt) / "assets";
   if (fs::is_directory(assets, ec)) {
+    // asset ids may hold a slash (physical-intelligence/libero): look at every depth.
     std::vector<std::string> ids;
-    for (const auto& e : fs::directory_iterator(assets, ec))
-      if (fs::is_regular_file(e.path() / "norm_stats.json")) ids.push_back(e.path().filename().string());
+    for (const auto& e : fs::recursive_directory_iterator(assets, ec))
+      if (e.path().filename() == "norm_stats.json" && e.is_regular_file(ec))
+        ids.push_back(fs::relative(e.path().parent_path(), assets, ec).string());
     std::sort(ids.begin(), ids.end());
     for (const auto& id : ids) out.push_back("openpi assets/" + id + "/norm_stats.json (for robots with asset_id " + id + ")");
   }
