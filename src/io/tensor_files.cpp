@@ -45,6 +45,12 @@ std::vector<std::string> model_files(const std::string& dir) {
 
 }  // namespace
 
+bool is_lerobot_normalizer_buffer(const std::string& name) {
+  for (const char* p : {"normalize_inputs.", "normalize_targets.", "unnormalize_outputs."})
+    if (name.rfind(p, 0) == 0) return true;
+  return false;
+}
+
 std::string read_text_file(const std::string& path, uint64_t max_bytes) {
   // Only regular files of bounded size: /dev/zero would be read forever into memory and a FIFO
   // would block the process without a word.
@@ -79,6 +85,14 @@ TensorFiles open_tensor_files(const std::string& dir, bool populate) {
       tf.tensors[e.name] = {f.get(), &e};
     }
     tf.files.push_back(std::move(f));
+  }
+  for (auto it = tf.tensors.begin(); it != tf.tensors.end();) {
+    if (is_lerobot_normalizer_buffer(it->first)) {
+      tf.normalizer_buffers.insert(*it);
+      it = tf.tensors.erase(it);
+    } else {
+      ++it;
+    }
   }
   // LeRobot training checkpoints prefix every key with "model.".
   if (!tf.tensors.empty()) {

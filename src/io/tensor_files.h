@@ -20,10 +20,17 @@ struct TensorFiles {
   std::vector<std::shared_ptr<SafeTensorsFile>> files;  // keep the maps (and the views) alive
   std::map<std::string, StoredTensor> tensors;          // by name, prefix removed
   bool lerobot_prefix = false;                          // every key was stored as "model.<name>"
+  // LeRobot's pre-rewrite policies keep their normaliser modules' buffers beside the model
+  // ("normalize_inputs.buffer_observation_state.mean", ...): set aside here, by stored name, so
+  // they neither block the "model." prefix nor count as unexpected model tensors.
+  std::map<std::string, StoredTensor> normalizer_buffers;
   std::string where;  // the single file, or the directory for shards (for error messages)
 
   const Shape* shape_of(const std::string& name) const;
 };
+
+// The modules LeRobot's pre-rewrite policies keep their normalisation stats in.
+bool is_lerobot_normalizer_buffer(const std::string& name);
 
 // Maps every tensor file of `dir`; a tensor stored in two shards is an error naming both files.
 // `populate` prefaults the maps (when every tensor will be read).

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <set>
 
+#include "model/key_layouts.h"
 #include "pi0/error.h"
 
 namespace pi0 {
@@ -104,6 +105,11 @@ Checkpoint open_checkpoint(const std::string& dir, const OpenOptions& opt) {
   ModelConfig cfg = parse_config_json(read_text_file(cfg_path), cfg_path, &hints);
   TensorFiles stored = open_tensor_files(dir, opt.populate);
   ck.lerobot_prefix = stored.lerobot_prefix;
+  // Older names first: the config is settled from the tensors by today's names.
+  const KeyLayout& layout = adopt_key_layout(stored);
+  ck.key_layout = layout.id;
+  ck.key_layout_description = layout.description;
+  for (const auto& [n, _] : stored.normalizer_buffers) ck.normalizer_buffers.push_back(n);
   settle_config(cfg, hints, stored, cfg_path);
   ck.config = cfg;
   ck.layout = checkpoint_layout(cfg);

@@ -21,6 +21,9 @@ struct Checkpoint {
   std::map<std::string, Tensor> tensors;        // openpi names -> views into the maps
   std::vector<std::string> ignored;             // present but unused (expert lm_head)
   bool lerobot_prefix = false;                  // keys were stored as "model.<openpi name>"
+  std::string key_layout = "current";           // model/key_layouts id of the stored names
+  std::string key_layout_description;
+  std::vector<std::string> normalizer_buffers;  // LeRobot normaliser buffers in the weights, stored names
   std::vector<std::shared_ptr<SafeTensorsFile>> files;
 
   const Tensor& at(const std::string& name) const;  // throws naming the tensor when absent

@@ -9,7 +9,7 @@
 #include "pi0/error.h"
 #include "pi0/log.h"
 #include "policy/image.h"
-#include "policy/normalize.h"
+#include "policy/normalizer.h"
 #include "policy/tokenizer.h"
 
 namespace pi0 {
@@ -21,8 +21,7 @@ struct Policy::Impl {
   RobotConfig robot;
   PromptFormat format;
   std::unique_ptr<PromptTokenizer> tokenizer;
-  NormStatsFile stats;
-  NormMode mode = NormMode::ZScore;
+  std::unique_ptr<Normalizer> norm;  // openpi's or LeRobot's (policy/normalizer.h)
   std::string default_prompt;
 };
 
@@ -30,22 +29,6 @@ Policy::Policy() : impl_(std::make_unique<Impl>()) {}
 Policy::~Policy() = default;
 
 namespace {
-
-std::string resolve_norm_stats(const std::string& ckpt, const std::string& given, const RobotConfig& robot) {
-  if (!given.empty()) {
-    const fs::path p = fs::is_directory(given) ? fs::path(given) / "norm_stats.json" : fs::path(given);
-    if (!fs::exists(p))  // a FIFO or a device: refused by name when read (read_text_file)
-      throw Error(ErrorInfo{.message = "norm stats not found (--norm-stats)", .file = p.string()});
-    return p.string();
-  }
-  // openpi's layout: <checkpoint>/assets/<asset_id>/norm_stats.json.
-  const fs::path p = fs::path(ckpt) / "assets" / robot.asset_id / "norm_stats.json";
-  if (!fs::is_regular_file(p))
-    throw Error(ErrorInfo{.message = "norm stats for robot " + robot.name + " not found (openpi puts them at "
-                            "<checkpoint>/assets/<asset_id>/norm_stats.json; or pass --norm-stats)",
-                 .file = p.string(), .field = "asset_id", .got = robot.asset_id});
-  return p.string();
-}
 
 std::string resolve_tokenizer(const std::string& ckpt, const std::string& given) {
   const fs::path p = given.empty() ? fs::path(ckpt) / "tokenizer.model" : fs::path(given);
@@ -116,8 +99,8 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   // A converted checkpoint does not say its prompt format: say which one is used and why.
   log_message(LogLevel::Info, "pi0: prompt format: " + m.format.describe());
   m.tokenizer = std::make_unique<PromptTokenizer>(tok_path);
-  m.stats = load_norm_stats(resolve_norm_stats(dir, opt.norm_stats_path, m.robot));
-  m.mode = norm_mode_for(c.pi05);
+  m.norm = load_normalizer(dir, opt.norm_stats_path, m.robot, c.pi05);
+  log_message(LogLevel::Info, "pi0: normaliser: " + m.norm->description());
   m.default_prompt = opt.default_prompt;
 
   // Everything must fit together; say which part does not.
@@ -140,20 +123,14 @@ std::unique_ptr<Policy> Policy::load(const std::string& dir, const PolicyOptions
   if (c.image_channels != 3)
     throw Error(ErrorInfo{.message = "model must take RGB images", .file = dir, .field = "image_channels", .expected = "3",
                  .got = std::to_string(c.image_channels)});
-  for (const char* key : {"state", "actions"}) {
-    const NormStats& s = m.stats.at(key);
-    if (m.mode == NormMode::Quantile && !s.has_quantiles())
-      throw Error(ErrorInfo{.message = "pi0.5 normalises with quantiles but the norm stats have none", .file = m.stats.path,
-                   .field = std::string(key) + ".q01"});
-  }
-  if (static_cast<int>(m.stats.at("state").size()) < r.state_dim())
-    throw Error(ErrorInfo{.message = "norm stats are narrower than robot " + r.name + "'s state", .file = m.stats.path,
+  if (m.norm->state_width() < static_cast<size_t>(r.state_dim()))
+    throw Error(ErrorInfo{.message = "norm stats are narrower than robot " + r.name + "'s state", .file = m.norm->path(),
                  .field = "state.mean", .expected = ">= " + std::to_string(r.state_dim()) + " values",
-                 .got = std::to_string(m.stats.at("state").size())});
-  if (static_cast<int>(m.stats.at("actions").size()) < r.action_dim)
-    throw Error(ErrorInfo{.message = "norm stats are narrower than robot " + r.name + "'s actions", .file = m.stats.path,
+                 .got = std::to_string(m.norm->state_width())});
+  if (m.norm->action_width() < static_cast<size_t>(r.action_dim))
+    throw Error(ErrorInfo{.message = "norm stats are narrower than robot " + r.name + "'s actions", .file = m.norm->path(),
                  .field = "actions.mean", .expected = ">= " + std::to_string(r.action_dim) + " values",
-                 .got = std::to_string(m.stats.at("actions").size())});
+                 .got = std::to_string(m.norm->action_width())});
   if (m.tokenizer->vocab_size() > c.vlm.vocab_size)
     throw Error(ErrorInfo{.message = "tokenizer has more pieces than the model's vocabulary", .file = tok_path,
                  .field = "vocab_size", .expected = "<= " + std::to_string(c.vlm.vocab_size),
@@ -165,7 +142,7 @@ const ModelConfig& Policy::config() const { return impl_->model->config(); }
 const Pi0Model& Policy::model() const { return *impl_->model; }
 const RobotConfig& Policy::robot() const { return impl_->robot; }
 const PromptFormat& Policy::prompt_format() const { return impl_->format; }
-const std::string& Policy::norm_stats_path() const { return impl_->stats.path; }
+const std::string& Policy::norm_stats_path() const { return impl_->norm->path(); }
 const std::string& Policy::tokenizer_path() const { return impl_->tokenizer->path(); }
 Dict Policy::metadata() const { return impl_->robot.metadata; }
 
@@ -183,7 +160,7 @@ PreparedObservation Policy::prepare(const Dict& obs) const {
                  .expected = "a \"prompt\" string (pi0 infer: --prompt; pi0 serve: --default-prompt for requests without one)",
                  .got = "no \"prompt\" key"});
   // 3. Normalize (float64, as openpi's stats are).
-  const std::vector<double> state = normalize(ro.state, m.stats.at("state"), m.mode, "state");
+  const std::vector<double> state = m.norm->normalize_state(ro.state);
   // 5. ResizeImages (Pillow bilinear on uint8), then the model's x/255·2−1. Absent cameras are
   // black (−1) and masked.
   ModelInputs& in = out.inputs;
@@ -235,10 +212,10 @@ Dict Policy::infer(const Dict& obs, const InferOptions& o) const {
   // the model's {"state", "actions"} outputs; then AbsoluteActions and the robot's outputs.
   std::vector<double> actions(static_cast<size_t>(H * A));
   for (int64_t i = 0; i < H * A; ++i) actions[i] = act.data<float>()[i];
-  unnormalize_rows(actions.data(), static_cast<size_t>(H), static_cast<size_t>(A), m.stats.at("actions"), m.mode);
+  m.norm->unnormalize_actions(actions.data(), static_cast<size_t>(H), static_cast<size_t>(A));
   std::vector<double> state(static_cast<size_t>(A));
   for (int64_t i = 0; i < A; ++i) state[i] = prep.inputs.state.data<float>()[i];
-  unnormalize_rows(state.data(), 1, static_cast<size_t>(A), m.stats.at("state"), m.mode);
+  m.norm->unnormalize_state(state.data(), static_cast<size_t>(A));
   const std::vector<double> robot_actions = robot_outputs(m.robot, actions, H, A, state);
 
   // The last line of defence: the model checks its own output, but unnormalising with extreme
@@ -246,7 +223,7 @@ Dict Policy::infer(const Dict& obs, const InferOptions& o) const {
   for (size_t i = 0; i < robot_actions.size(); ++i)
     if (!std::isfinite(robot_actions[i]))
       throw Error(ErrorInfo{.message = "robot actions are not finite after unnormalising (check the norm stats)",
-                            .file = m.stats.path, .field = "actions[" + std::to_string(i / m.robot.action_dim) + "][" +
+                            .file = m.norm->path(), .field = "actions[" + std::to_string(i / m.robot.action_dim) + "][" +
                                                           std::to_string(i % m.robot.action_dim) + "]",
                             .expected = "finite values", .got = std::to_string(robot_actions[i])});
   Tensor out = Tensor::zeros(DType::F64, {H, m.robot.action_dim});

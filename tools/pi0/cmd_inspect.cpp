@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "model/checkpoint.h"
+#include "policy/normalizer.h"
 
 namespace pi0::cli {
 
@@ -65,6 +66,8 @@ void run(const std::string& dir, bool as_json) {
     j["checkpoint"] = dir;
     j["kind"] = c.variant();
     j["lerobot_prefix"] = ck.lerobot_prefix;
+    j["key_layout"] = ck.key_layout;
+    j["normalizers"] = describe_normalizers(dir);
     j["tensors"] = total.tensors;
     j["parameters"] = total.params;
     j["parameters_used"] = total.params - cats["unused"].params;
@@ -78,6 +81,11 @@ void run(const std::string& dir, bool as_json) {
     return;
   }
   std::printf("checkpoint   %s%s\n", dir.c_str(), ck.lerobot_prefix ? "  (LeRobot 'model.' key prefix)" : "");
+  std::printf("key layout   %s\n", ck.key_layout_description.c_str());
+  // In the order a policy prefers them (an openpi asset only for robots with that asset_id).
+  const std::vector<std::string> norms = describe_normalizers(dir);
+  if (norms.empty()) std::printf("normaliser   none found (pass --norm-stats to infer/serve)\n");
+  for (size_t i = 0; i < norms.size(); ++i) std::printf("%s %s\n", i ? "            " : "normaliser  ", norms[i].c_str());
   // openpi's conversion leaves discrete_state_input out; then the robot decides at load.
   const char* prompt = !c.pi05                    ? ""
                        : !c.discrete_state_input  ? "  (prompt format not stated in config.json: the robot decides at "
