@@ -25,7 +25,7 @@ if [ "${PI0_SKIP_ASAN:-0}" != "1" ]; then
 fi
 if [ "${PI0_SKIP_TSAN:-0}" != "1" ]; then
   BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo CMAKE_ARGS="-DPI0_SANITIZE=thread" scripts/setup.sh
-  run_ctest build-tsan TSAN_OPTIONS=halt_on_error=1
+  run_ctest build-tsan TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp"
 fi
 if [ "${PI0_SKIP_FUZZ:-0}" != "1" ]; then
   FUZZ_SECONDS=${FUZZ_SECONDS:-8} scripts/fuzz.sh
