@@ -283,8 +283,11 @@ std::optional<LeRobotNormalizer> load_lerobot_weight_normalizer(const std::strin
   LeRobotNormalizer n;
   n.origin = "LeRobot normaliser buffers in the weights";
   // The input normaliser's state stats; the output unnormaliser's action stats.
-  for (auto [f, prefix] : {std::pair{&n.state, std::string("normalize_inputs.buffer_observation_state.")},
-                           std::pair{&n.action, std::string("unnormalize_outputs.buffer_action.")}}) {
+  for (const auto& entry : {std::pair{&n.state, std::string("normalize_inputs.buffer_observation_state.")},
+                            std::pair{&n.action, std::string("unnormalize_outputs.buffer_action.")}}) {
+    // Named copies, not structured bindings: lambdas below capture them (clang 14 refuses bindings).
+    LeRobotFeatureNorm* f = entry.first;
+    const std::string& prefix = entry.second;
     f->key = f == &n.state ? "observation.state" : "action";
     f->legacy = true;
     f->eps = 1e-8f;
