@@ -5,6 +5,7 @@
 
 #include "golden_dir.h"
 #include "bundle_util.h"
+#include "policy_obs.h"
 #include "test_util.h"
 #include <sentencepiece_processor.h>
 
@@ -34,33 +35,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using test::bundle;
-
-Tensor u8_image(int h, int w, uint8_t seed) {
-  Tensor t = Tensor::zeros(DType::U8, {h, w, 3});
-  for (int64_t i = 0; i < t.numel(); ++i) t.data_mut<uint8_t>()[i] = static_cast<uint8_t>(i * 7 + seed);
-  return t;
-}
-
-Tensor f64(std::vector<double> v) {
-  Tensor t = Tensor::zeros(DType::F64, {static_cast<int64_t>(v.size())});
-  std::copy(v.begin(), v.end(), t.data_mut<double>());
-  return t;
-}
-
-Dict libero_obs() {
-  Dict o;
-  o["observation/image"] = Value(u8_image(40, 64, 1));
-  o["observation/wrist_image"] = Value(u8_image(30, 30, 2));
-  o["observation/state"] = Value(f64({0.1, -0.2, 0.3, 0.05, 0.0, -0.4, 0.02, -0.02}));
-  o["prompt"] = Value("pick up the red block");
-  return o;
-}
-
-Tensor noise_for(const ModelConfig& c, uint64_t salt) {
-  Tensor t = Tensor::zeros(DType::F64, {c.action_horizon, c.action_dim});
-  for (int64_t i = 0; i < t.numel(); ++i) t.data_mut<double>()[i] = std::sin(0.37 * i + salt);
-  return t;
-}
+using namespace pi0::test;  // policy_obs.h
 
 using pi0::test::error_of;
 
@@ -68,28 +43,6 @@ using pi0::test::CliRun;
 CliRun run(const std::string& args) { return pi0::test::run_cli(args); }
 
 PolicyOptions opts(const std::string& robot) { return {.robot = robot, .backend = "reference"}; }
-
-Dict droid_obs() {
-  Dict o;
-  o["observation/exterior_image_1_left"] = Value(u8_image(50, 50, 3));
-  o["observation/wrist_image_left"] = Value(u8_image(50, 50, 4));
-  o["observation/joint_position"] = Value(f64({0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}));
-  o["observation/gripper_position"] = Value(f64({0.9}));
-  o["prompt"] = Value("open_the drawer");
-  return o;
-}
-
-Dict aloha_obs() {
-  Dict o;
-  o["images"] = Value(Dict{{"cam_high", Value(Tensor::zeros(DType::U8, {3, 48, 64}))}});
-  o["state"] = Value(f64(std::vector<double>(14, 0.3)));
-  o["prompt"] = Value("fold the towel");
-  return o;
-}
-
-Dict obs_for(const std::string& robot) {
-  return robot == "libero" ? libero_obs() : robot == "droid" ? droid_obs() : aloha_obs();
-}
 
 // The tiny π0.5 bundle as openpi's JAX->PyTorch conversion leaves a checkpoint: config.json
 // without discrete_state_input (neither at the top nor in `architecture`); or stating `stated`.

@@ -26,6 +26,7 @@ struct Workspace {
   int64_t image_rows = 0;  // rows of image_emb this call wrote (kept cameras x batch x patches)
   VisionScratch vision;
   Buf image_emb, prefix_x, prefix_out, suffix_x, suffix_out, cond, state, x_t, vel;
+  Buf rtc_target, rtc_weights;  // RTC: the remainder zero-padded to [B·H, A]; prefix weights [H]
   SuffixScratch suffix;
   KVStore kv;
   SequenceLayout layout;
@@ -317,7 +318,7 @@ struct Pi0Model::Impl {
   // Euler steps from t = 1 (noise) towards t = 0 (actions) on ws.x_t, against the cached prefix
   // K/V; returns the t of every step. Allocates nothing per step.
   std::vector<float> denoise(const ModelInputs& in, Workspace& ws, int num_steps, const Observer& obs,
-                             SampleTimings* timings) const {
+                             SampleTimings* timings, const RtcGuidance* rtc) const {
     const ModelConfig& c = cfg();
     const int64_t B = ws.batch, H = c.action_horizon, A = c.action_dim;
     Mat x = ws.x_t.mat(B * H, A), v = ws.vel.mat(B * H, A);
@@ -334,11 +335,45 @@ struct Pi0Model::Impl {
       std::fill(tb.begin(), tb.end(), t);
       velocity_at(ws, state, x, tb.data(), step == 0 ? obs : kNoObserver, v);
       if (first_non_finite(v.data, B * H * A) >= 0) throw non_finite_error(ws, step, t);
+      if (rtc) guide(ws, t, rtc->max_guidance_weight, x, v);
       for (int64_t i = 0; i < B * H * A; ++i) x.data[i] += dt * v.data[i];
       t += dt;
       if (timings) timings->step_ms.push_back(ms_since(t0));
     }
     return times;
+  }
+
+  // RTC (model/rtc.h): the remainder zero-padded to the chunk and the prefix weights, once per call
+  // (the denoise loop then allocates nothing), with LeRobot's clamp of the horizon to the remainder.
+  void prepare_rtc(const RtcGuidance& g, Workspace& ws) const {
+    const ModelConfig& c = cfg();
+    const int64_t B = ws.batch, H = c.action_horizon, A = c.action_dim;
+    validate_rtc(g, B, H, A);
+    const int64_t n = g.prev_actions.dim(1), a = g.prev_actions.dim(2);
+    Mat y = ws.rtc_target.mat(B * H, A);
+    std::fill(y.data, y.data + B * H * A, 0.0f);
+    const float* src = g.prev_actions.data<float>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < n; ++h) std::copy_n(src + (b * n + h) * a, a, y.row(b * H + h));
+    const int horizon = std::min<int>(g.execution_horizon, static_cast<int>(n));
+    const std::vector<float> w = rtc_prefix_weights(g.schedule, g.inference_delay, horizon, static_cast<int>(H));
+    std::copy(w.begin(), w.end(), ws.rtc_weights.mat(1, H).data);
+  }
+
+  // v ← v − w(t)·W ⊙ (Y − (x − t·v)), in place, per element (LeRobot's guided velocity).
+  void guide(Workspace& ws, float t, float max_weight, const Mat& x, const Mat& v) const {
+    const ModelConfig& c = cfg();
+    const int64_t B = ws.batch, H = c.action_horizon, A = c.action_dim;
+    const float gw = rtc_guidance_weight(t, max_weight);
+    const float* y = ws.rtc_target.data.data();
+    const float* w = ws.rtc_weights.data.data();
+    for (int64_t r = 0; r < B * H; ++r) {
+      const float wr = w[r % H];
+      for (int64_t i = r * A; i < (r + 1) * A; ++i) {
+        const float x1 = x.data[i] - t * v.data[i];
+        v.data[i] -= gw * (wr * (y[i] - x1));
+      }
+    }
   }
 
   // One expert pass over the suffix at flow time `t` (per row): v = velocity(x_t). The observer,
@@ -423,10 +458,11 @@ Tensor Pi0Model::sample_actions(const ModelInputs& in, const SampleOptions& opt)
   const Impl::Lease lease = m.lease(B);
   Workspace& ws = *lease;
   if (opt.timings) *opt.timings = {};
+  if (opt.rtc) m.prepare_rtc(*opt.rtc, ws);  // checked before the expensive prefix pass
   m.prefix_pass(in, ws, opt.observer, opt.timings);
   Mat x = ws.x_t.mat(B * H, A);
   m.initial_noise(in, opt, x);
-  const std::vector<float> times = m.denoise(in, ws, num_steps, opt.observer, opt.timings);
+  const std::vector<float> times = m.denoise(in, ws, num_steps, opt.observer, opt.timings, opt.rtc ? &*opt.rtc : nullptr);
   Tensor actions = tensor_of(x, {B, H, A});
   if (opt.observer) {
     opt.observer("sample_times", Tensor::from_f32(times, {static_cast<int64_t>(times.size())}));

@@ -13,6 +13,7 @@
 
 #include "backend/ops.h"
 #include "model/checkpoint.h"
+#include "model/rtc.h"
 #include "pi0/config.h"
 #include "pi0/tensor.h"
 
@@ -44,6 +45,9 @@ struct SampleOptions {
   std::optional<uint64_t> seed;      // noise seed when inputs.noise is undefined
   Observer observer;                 // null: skip work no output needs (masked cameras, last VLM layer)
   SampleTimings* timings = nullptr;  // filled when set
+  // Real-time chunking guidance towards the previous chunk's remainder (model/rtc.h); absent:
+  // plain sampling, bit for bit.
+  std::optional<RtcGuidance> rtc;
 };
 
 struct TrainOutputs {

@@ -239,6 +239,33 @@ void LeRobotFeatureNorm::unnormalize_rows(double* x, size_t rows, size_t dim) co
     }
 }
 
+void LeRobotFeatureNorm::normalize_rows(double* x, size_t rows, size_t dim) const {
+  if (mode == LeRobotNormMode::Identity) return;
+  const size_t n = std::min(dim, a.size());
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < n; ++i) {
+      const float o = static_cast<float>(x[r * dim + i]);
+      float v = o;
+      float scale = 1.0f;  // v = (o − a)/scale·k + c, per mode, mirroring unnormalize_rows
+      switch (mode) {
+        case LeRobotNormMode::Identity: break;
+        case LeRobotNormMode::MeanStd:
+          v = b[i] == 0.0f ? 0.0f : (o - a[i]) / b[i];
+          break;
+        case LeRobotNormMode::MinMax:
+          scale = legacy ? b[i] - a[i] : (b[i] - a[i] == 0.0f ? eps : b[i] - a[i]);
+          v = scale == 0.0f ? 0.0f : (o - a[i]) / scale * 2.0f - 1.0f;
+          break;
+        case LeRobotNormMode::Quantiles:
+        case LeRobotNormMode::Quantile10:
+          scale = b[i] - a[i] == 0.0f ? eps : b[i] - a[i];
+          v = (o - a[i]) * 2.0f / scale - 1.0f;
+          break;
+      }
+      x[r * dim + i] = v;
+    }
+}
+
 std::optional<LeRobotNormalizer> load_lerobot_processor_normalizer(const std::string& dir) {
   const std::string pre_path = (fs::path(dir) / "policy_preprocessor.json").string();
   if (!fs::exists(pre_path)) return std::nullopt;

@@ -36,6 +36,10 @@ struct LeRobotFeatureNorm {
   // Inverse on rows of width `dim` in place; only the first width() values of a row (LeRobot cuts
   // π0's padded actions to the feature's width before unnormalising), the rest pass through.
   void unnormalize_rows(double* x, size_t rows, size_t dim) const;
+  // The inverse of unnormalize_rows (robot-space actions back into model space, float32). A
+  // dimension whose unnormaliser maps everything to one value (MEAN_STD std 0, legacy MIN_MAX
+  // min = max) has no inverse: it becomes 0, the middle of the model's range.
+  void normalize_rows(double* x, size_t rows, size_t dim) const;
 };
 
 struct LeRobotNormalizer {

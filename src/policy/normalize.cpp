@@ -155,4 +155,20 @@ void unnormalize_rows(double* x, size_t rows, size_t dim, const NormStats& s, No
   }
 }
 
+void normalize_rows(double* x, size_t rows, size_t dim, const NormStats& s, NormMode mode) {
+  if (mode == NormMode::Quantile && !s.has_quantiles())
+    throw Error(ErrorInfo{.message = "quantile normalisation (pi0.5) needs q01 and q99 in the norm stats", .field = "q01"});
+  for (size_t r = 0; r < rows; ++r) {
+    double* row = x + r * dim;
+    for (size_t i = 0; i < dim; ++i) {
+      if (mode == NormMode::ZScore) {
+        const double mean = i < s.size() ? s.mean[i] : 0.0, sd = i < s.size() ? s.std[i] : 1.0;
+        row[i] = (row[i] - mean) / (sd + 1e-6);
+      } else if (i < s.q01.size()) {
+        row[i] = (row[i] - s.q01[i]) / (s.q99[i] - s.q01[i] + 1e-6) * 2.0 - 1.0;
+      }
+    }
+  }
+}
+
 }  // namespace pi0

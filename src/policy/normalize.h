@@ -41,5 +41,8 @@ std::vector<double> normalize(const std::vector<double>& x, const NormStats& s, 
 //             (so such dims come back as x·(1 + 1e-6), exactly as openpi computes them);
 //   quantile: (x + 1)/2·(q99 − q01 + 1e-6) + q01 on the first len(q01) dims; the rest pass through.
 void unnormalize_rows(double* x, size_t rows, size_t dim, const NormStats& s, NormMode mode);
+// The exact inverse of unnormalize_rows, same padding and truncation (real-time chunking maps the
+// previous chunk's robot actions back into model space with it).
+void normalize_rows(double* x, size_t rows, size_t dim, const NormStats& s, NormMode mode);
 
 }  // namespace pi0

@@ -31,6 +31,9 @@ class OpenpiNormalizer : public Normalizer {
     unnormalize_rows(x, rows, dim, stats_.at("actions"), mode_);
   }
   void unnormalize_state(double* x, size_t dim) const override { unnormalize_rows(x, 1, dim, stats_.at("state"), mode_); }
+  void normalize_actions(double* x, size_t rows, size_t dim) const override {
+    normalize_rows(x, rows, dim, stats_.at("actions"), mode_);
+  }
   size_t state_width() const override { return stats_.at("state").size(); }
   size_t action_width() const override { return stats_.at("actions").size(); }
 
@@ -49,6 +52,7 @@ class LeRobotNormalizerAdapter : public Normalizer {
   std::vector<double> normalize_state(const std::vector<double>& s) const override { return n_.state.normalize(s); }
   void unnormalize_actions(double* x, size_t rows, size_t dim) const override { n_.action.unnormalize_rows(x, rows, dim); }
   void unnormalize_state(double* x, size_t dim) const override { n_.state.unnormalize_rows(x, 1, dim); }
+  void normalize_actions(double* x, size_t rows, size_t dim) const override { n_.action.normalize_rows(x, rows, dim); }
   size_t state_width() const override { return n_.state.width(); }
   size_t action_width() const override { return n_.action.width(); }
 

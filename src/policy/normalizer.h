@@ -19,6 +19,8 @@ class Normalizer {
   // Model-space rows of width `dim` back into robot units, in place.
   virtual void unnormalize_actions(double* x, size_t rows, size_t dim) const = 0;
   virtual void unnormalize_state(double* x, size_t dim) const = 0;
+  // The inverse of unnormalize_actions: robot-unit rows back into model space, in place.
+  virtual void normalize_actions(double* x, size_t rows, size_t dim) const = 0;
   // Widths of the stats (SIZE_MAX when a feature is not normalised).
   virtual size_t state_width() const = 0;
   virtual size_t action_width() const = 0;

@@ -10,6 +10,7 @@
 #include "pi0/log.h"
 #include "policy/image.h"
 #include "policy/normalizer.h"
+#include "policy/rtc_request.h"
 #include "policy/tokenizer.h"
 
 namespace pi0 {
@@ -200,22 +201,43 @@ Dict Policy::infer(const Dict& obs, const InferOptions& o) const {
   const auto t0 = std::chrono::steady_clock::now();
   const Impl& m = *impl_;
   const ModelConfig& c = m.model->config();
-  PreparedObservation prep = prepare(obs);
-  SampleOptions so;
-  so.seed = o.seed;
-  const Tensor act = m.model->sample_actions(prep.inputs, so);  // F32 [1, H, A], normalised
   const int64_t H = c.action_horizon, A = c.action_dim;
-  if (act.shape() != Shape{1, H, A})
-    throw Error(ErrorInfo{.message = "model returned actions of an unexpected shape", .expected = shape_str({1, H, A}),
-                 .got = shape_str(act.shape())});
-  // Unnormalize (float64) the actions and the float32 state the model saw, as openpi does with
-  // the model's {"state", "actions"} outputs; then AbsoluteActions and the robot's outputs.
-  std::vector<double> actions(static_cast<size_t>(H * A));
-  for (int64_t i = 0; i < H * A; ++i) actions[i] = act.data<float>()[i];
-  m.norm->unnormalize_actions(actions.data(), static_cast<size_t>(H), static_cast<size_t>(A));
+  std::optional<RtcRequest> rtc = rtc_request_from(obs, m.robot.action_dim, H);  // checked before any work
+  PreparedObservation prep = prepare(obs);
+  // The float32 state the model sees, unnormalised (float64) as openpi does with the model's
+  // {"state", "actions"} outputs: AbsoluteActions adds it, RTC's inverse subtracts it.
   std::vector<double> state(static_cast<size_t>(A));
   for (int64_t i = 0; i < A; ++i) state[i] = prep.inputs.state.data<float>()[i];
   m.norm->unnormalize_state(state.data(), static_cast<size_t>(A));
+  SampleOptions so;
+  so.seed = o.seed;
+  if (rtc) {
+    // The remainder as the robot was sent it -> model space: the output pipeline in reverse. The
+    // model's dims past the robot's stay zero, as PadStatesAndActions leaves them in training.
+    std::vector<double> y = robot_outputs_inverse(m.robot, rtc->prev_actions, rtc->rows, state);
+    m.norm->normalize_actions(y.data(), static_cast<size_t>(rtc->rows), static_cast<size_t>(rtc->width));
+    rtc->guidance.prev_actions = Tensor::zeros(DType::F32, {1, rtc->rows, rtc->width});
+    float* dst = rtc->guidance.prev_actions.data_mut<float>();
+    for (size_t i = 0; i < y.size(); ++i) {
+      dst[i] = static_cast<float>(y[i]);
+      if (!std::isfinite(dst[i]))  // finite in robot units, but beyond float32 once normalised
+        throw Error(ErrorInfo{.message = "real-time chunking: a previous action is too far outside the norm stats "
+                                         "(it normalises beyond float32's range)",
+                              .file = m.norm->path(),
+                              .field = "rtc_prev_actions[" + std::to_string(static_cast<int64_t>(i) / rtc->width) + "][" +
+                                       std::to_string(static_cast<int64_t>(i) % rtc->width) + "]",
+                              .expected = "a normalised |value| <= 3.4e38", .got = std::to_string(rtc->prev_actions[i])});
+    }
+    so.rtc = rtc->guidance;
+  }
+  const Tensor act = m.model->sample_actions(prep.inputs, so);  // F32 [1, H, A], normalised
+  if (act.shape() != Shape{1, H, A})
+    throw Error(ErrorInfo{.message = "model returned actions of an unexpected shape", .expected = shape_str({1, H, A}),
+                 .got = shape_str(act.shape())});
+  // Unnormalize (float64), then AbsoluteActions and the robot's outputs.
+  std::vector<double> actions(static_cast<size_t>(H * A));
+  for (int64_t i = 0; i < H * A; ++i) actions[i] = act.data<float>()[i];
+  m.norm->unnormalize_actions(actions.data(), static_cast<size_t>(H), static_cast<size_t>(A));
   const std::vector<double> robot_actions = robot_outputs(m.robot, actions, H, A, state);
 
   // The last line of defence: the model checks its own output, but unnormalising with extreme

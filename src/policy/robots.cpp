@@ -51,6 +51,8 @@ double gripper_from_angular(double v) {
   return (v - -0.6213) / (1.4910 - -0.6213);  // ALOHA's gripper joint range (open/closed)
 }
 
+double gripper_from_angular_inverse(double v) { return v * (1.4910 - -0.6213) + -0.6213 - 0.5476; }
+
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -408,6 +410,27 @@ std::vector<double> robot_outputs(const RobotConfig& robot, const std::vector<do
       for (int g : kAlohaGrippers)
         if (g < A) o[g] = gripper_from_angular(o[g]);
     }
+  }
+  return out;
+}
+
+std::vector<double> robot_outputs_inverse(const RobotConfig& robot, const std::vector<double>& robot_actions, int64_t n,
+                                          const std::vector<double>& state) {
+  const int64_t A = robot.action_dim;
+  const size_t dm = std::min(robot.delta_mask.size(), static_cast<size_t>(A));
+  if (dm > state.size())
+    throw Error(ErrorInfo{.message = "delta mask wider than the state", .field = "delta_mask",
+                          .expected = "at most " + std::to_string(state.size()), .got = std::to_string(dm)});
+  std::vector<double> out(robot_actions);
+  for (int64_t h = 0; h < n; ++h) {
+    double* o = &out[static_cast<size_t>(h * A)];
+    if (robot.aloha_adapt) {  // robot_outputs' steps in reverse order
+      for (int g : kAlohaGrippers)
+        if (g < A) o[g] = gripper_from_angular_inverse(o[g]);
+      for (int i = 0; i < 14 && i < A; ++i) o[i] *= kAlohaFlip[i];
+    }
+    for (size_t i = 0; i < dm; ++i)
+      if (robot.delta_mask[i]) o[i] -= state[i];
   }
   return out;
 }

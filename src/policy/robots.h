@@ -91,6 +91,14 @@ RobotObservation robot_inputs(const RobotConfig& robot, const Dict& obs);
 std::vector<double> robot_outputs(const RobotConfig& robot, const std::vector<double>& actions, int64_t H,
                                   int64_t width, const std::vector<double>& state);
 
+// The inverse of robot_outputs on the robot's dims (real-time chunking: the previous chunk's
+// remainder, as the robot was sent it, back towards model space): the ALOHA encoding undone,
+// then absolute -> delta on delta dims with the same `state`. `robot_actions` is [n, action_dim];
+// returns [n, action_dim] unnormalised model actions (the model's dims past the robot's were
+// dropped by the slice: the caller pads them).
+std::vector<double> robot_outputs_inverse(const RobotConfig& robot, const std::vector<double>& robot_actions, int64_t n,
+                                          const std::vector<double>& state);
+
 // Looks `key` up in an observation: the literal key first, then as a '/'-separated path through
 // nested dicts (openpi clients send both "observation/image" flat and ALOHA's {"images": {...}}).
 const Value* find_key(const Dict& obs, const std::string& key);

@@ -58,9 +58,15 @@ struct Counts {
   int64_t ours = 0, onednn = 0;
 };
 
-Counts allocations_of(const Pi0Model& m, const ModelInputs& in, int steps) {
+Counts allocations_of(const Pi0Model& m, const ModelInputs& in, int steps, bool rtc = false) {
   SampleOptions opt;
   opt.num_steps = steps;
+  if (rtc) {  // real-time chunking guides every step: that must not allocate either
+    RtcGuidance g;
+    g.prev_actions = Tensor::zeros(DType::F32, {in.batch(), 3, 5});
+    g.inference_delay = 2;
+    opt.rtc = g;
+  }
   opt.seed = 7;
   m.sample_actions(in, opt);  // warm-up: workspace, oneDNN primitives, thread team
   g_allocs = 0;
@@ -79,6 +85,8 @@ TEST_P(DenoiseLoop, AllocatesNothingPerStep) {
   ModelInputs in = random_inputs(model->config(), 1, 5);
   const Counts few = allocations_of(*model, in, 2), many = allocations_of(*model, in, 12);
   EXPECT_EQ(many.ours, few.ours) << (many.ours - few.ours) / 10.0 << " allocations per denoise step";
+  const Counts rtc_few = allocations_of(*model, in, 2, true), rtc_many = allocations_of(*model, in, 12, true);
+  EXPECT_EQ(rtc_many.ours, rtc_few.ours) << (rtc_many.ours - rtc_few.ours) / 10.0 << " allocations per guided (RTC) step";
   EXPECT_GT(few.ours, 0) << "the counter must see the call's own allocations (the returned tensor)";
   std::printf("%s/%s: %lld allocations per call outside the denoise loop; inside oneDNN's execute(): %.1f per step\n",
               preset, backend, static_cast<long long>(few.ours), (many.onednn - few.onednn) / 10.0);

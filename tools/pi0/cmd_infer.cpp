@@ -8,6 +8,8 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "io/tensor_files.h"
+#include "model/rtc.h"
 #include "policy/image.h"
 #include "policy/policy.h"
 
@@ -46,7 +48,60 @@ struct InferArgs {
   std::optional<uint64_t> seed;
   std::optional<bool> discrete_state_input;
   std::optional<std::string> prompt;  // absent: the robot's default prompt
+  // Real-time chunking (policy/rtc_request.h): put into the observation as a client would.
+  std::string rtc_prev_actions;
+  std::optional<int> rtc_delay, rtc_horizon;
+  std::optional<double> rtc_max_weight;
+  std::optional<std::string> rtc_schedule;
 };
+
+// --rtc-prev-actions FILE.json: a JSON array of action rows, or an object with "actions" (what
+// `pi0 infer --json` prints, cut to the actions not yet executed), as a list of rows.
+Value rtc_actions_file(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorInfo{.message = std::string("invalid JSON: ") + e.what(), .file = path, .field = "--rtc-prev-actions"});
+  }
+  if (j.is_object() && j.contains("actions")) j = j["actions"];
+  if (!j.is_array())
+    throw Error(ErrorInfo{.message = "previous actions must be a JSON array of rows (or an object with \"actions\")",
+                          .file = path, .field = "--rtc-prev-actions", .expected = "[[a0, a1, ...], ...]", .got = j.type_name()});
+  List rows;
+  for (size_t h = 0; h < j.size(); ++h) {
+    if (!j[h].is_array())
+      throw Error(ErrorInfo{.message = "each previous action must be an array of numbers", .file = path,
+                            .field = "actions[" + std::to_string(h) + "]", .expected = "array", .got = j[h].type_name()});
+    List row;
+    for (size_t i = 0; i < j[h].size(); ++i) {
+      if (!j[h][i].is_number())
+        throw Error(ErrorInfo{.message = "previous actions must be numbers", .file = path,
+                              .field = "actions[" + std::to_string(h) + "][" + std::to_string(i) + "]", .expected = "number",
+                              .got = j[h][i].dump()});
+      row.push_back(Value(j[h][i].get<double>()));
+    }
+    rows.push_back(Value(std::move(row)));
+  }
+  return Value(std::move(rows));
+}
+
+void put_rtc(const InferArgs& a, Dict& obs) {
+  if (a.rtc_prev_actions.empty()) {
+    if (a.rtc_delay || a.rtc_horizon || a.rtc_max_weight || a.rtc_schedule)
+      throw Error(ErrorInfo{.message = "the --rtc-* options need the previous actions", .field = "--rtc-prev-actions",
+                            .expected = "FILE.json", .got = "nothing"});
+    return;
+  }
+  obs["rtc_prev_actions"] = rtc_actions_file(a.rtc_prev_actions);
+  if (!a.rtc_delay)
+    throw Error(ErrorInfo{.message = "--rtc-prev-actions needs --rtc-delay (actions executed while this chunk is computed)",
+                          .field = "--rtc-delay", .expected = "an int >= 0", .got = "nothing"});
+  obs["rtc_inference_delay"] = Value(*a.rtc_delay);
+  if (a.rtc_horizon) obs["rtc_execution_horizon"] = Value(*a.rtc_horizon);
+  if (a.rtc_max_weight) obs["rtc_max_guidance_weight"] = Value(*a.rtc_max_weight);
+  if (a.rtc_schedule) obs["rtc_schedule"] = Value(*a.rtc_schedule);
+}
 
 // --image KEY=FILE flags -> decoded uint8 HWC images under the robot's observation keys.
 void put_images(const InferArgs& a, const RobotConfig& r, Dict& obs) {
@@ -91,6 +146,7 @@ Dict observation_from_flags(const InferArgs& a, const RobotConfig& r) {
   put_state(a, r, obs);
   // Given, even empty, the prompt is the observation's, as an openpi client sending "" would have it.
   if (a.prompt) obs["prompt"] = Value(*a.prompt);
+  put_rtc(a, obs);
   return obs;
 }
 
@@ -143,6 +199,16 @@ void add_infer(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "noise seed (same seed, same actions)");
   add_discrete_state_input_option(cmd, a->discrete_state_input);
   cmd->add_flag("--json", a->json, "print JSON");
+  cmd->add_option("--rtc-prev-actions", a->rtc_prev_actions,
+                  "real-time chunking: JSON file with the previous chunk's actions not yet executed, in robot units "
+                  "([[a0, a1, ...], ...] or an object with \"actions\"); the new chunk continues them");
+  cmd->add_option("--rtc-delay", a->rtc_delay, "real-time chunking: actions the robot executes while this chunk is computed")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--rtc-horizon", a->rtc_horizon, "real-time chunking: how far the previous actions guide (default 10)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--rtc-schedule", a->rtc_schedule, "real-time chunking: prefix weights, " + rtc_schedule_names() + " (default LINEAR)");
+  cmd->add_option("--rtc-max-guidance-weight", a->rtc_max_weight, "real-time chunking: guidance weight cap (default 10)")
+      ->check(CLI::PositiveNumber);
   cmd->callback([a] {
     const auto t0 = std::chrono::steady_clock::now();
     PolicyOptions po{.robot = a->robot, .tokenizer_path = a->tokenizer, .norm_stats_path = a->norm_stats,
