@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev pybind11-dev
           libsentencepiece-dev libstb-dev libmsgpack-cxx-dev libboost-dev libdnnl-dev
-          python3 python3-dev python3-websockets python3-msgpack python3-numpy python3-pytest)
+          python3 python3-dev python3-websockets python3-msgpack python3-numpy python3-pytest python3-matplotlib)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -30,6 +30,9 @@ RequestOutcome process_request(std::string_view frame, const InferFn& infer, con
     if (!out.count("policy_timing")) out["policy_timing"] = Dict{{"infer_ms", r.infer_ms}};
     r.payload = encode(out);
     r.ok = true;
+  } catch (const Error& e) {
+    r.payload = std::string("request failed: ") + e.what();
+    r.keep_connection = e.info().field.rfind("rtc_", 0) == 0;
   } catch (const std::bad_alloc&) {
     r.payload = "request failed: out of memory";
   } catch (const std::exception& e) {

@@ -20,6 +20,10 @@ struct RequestOutcome {
   bool ok = false;
   std::string payload;  // ok: the binary msgpack reply; !ok: the error text for the client
   double infer_ms = 0;  // time inside the policy (0 when decoding failed)
+  // !ok only: the error is in our real-time chunking fields (rtc_*), not in anything openpi
+  // sends, so the connection stays open for the robot's next observation; every other error
+  // closes it (1011) as openpi's server does.
+  bool keep_connection = false;
 };
 
 // `prev_total_ms`: the connection's previous receive-to-sent cycle, absent for its first request

@@ -163,6 +163,10 @@ void WsSession::on_result(RequestOutcome r) {
     in_flight_ = false;
     return;
   }
+  if (!r.ok && r.keep_connection) {  // answered like a reply; the next request is served as usual
+    ctx_->log("connection " + std::to_string(id_) + ": request " + std::to_string(requests_) + ": " + r.payload);
+    return send(Out{false, std::move(r.payload), true, true});
+  }
   if (!r.ok) {
     in_flight_ = false;
     ctx_->metrics.count(Outcome::Error);
@@ -174,14 +178,15 @@ void WsSession::on_result(RequestOutcome r) {
   send(Out{true, std::move(r.payload), true});
 }
 
-void WsSession::on_reply_sent() {
+void WsSession::on_reply_sent(bool error) {
   const auto now = Clock::now();
   const double seconds = std::chrono::duration<double>(now - submitted_).count();
-  ctx_->metrics.count(Outcome::Ok);
+  ctx_->metrics.count(error ? Outcome::Error : Outcome::Ok);
   ctx_->metrics.observe_latency(seconds);
   char ms[64];
   std::snprintf(ms, sizeof ms, "%.1f ms (model %.1f ms)", 1e3 * seconds, last_infer_ms_);
-  ctx_->log("connection " + std::to_string(id_) + ": request " + std::to_string(requests_) + " answered in " + ms);
+  if (!error)
+    ctx_->log("connection " + std::to_string(id_) + ": request " + std::to_string(requests_) + " answered in " + ms);
   prev_total_ms_ = std::chrono::duration<double, std::milli>(now - cycle_start_).count();
   cycle_start_ = now;
   in_flight_ = false;
@@ -209,14 +214,14 @@ void WsSession::do_write() {
 
 void WsSession::on_write(beast::error_code ec) {
   writing_ = false;
-  const bool was_reply = out_.front().is_reply;
+  const bool was_reply = out_.front().is_reply, was_error = out_.front().is_error;
   out_.pop_front();
   if (ec) {  // the peer is gone; the pending read reports it
     gone_ = true;
     out_.clear();
     return;
   }
-  if (was_reply) on_reply_sent();
+  if (was_reply) on_reply_sent(was_error);
   if (!out_.empty()) return do_write();
   if (closing_) do_close();
 }

@@ -31,6 +31,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     bool binary;
     std::string data;
     bool is_reply;
+    bool is_error = false;  // a text reply that leaves the connection open (an rtc_* field error)
   };
   using Clock = std::chrono::steady_clock;
 
@@ -41,7 +42,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   void on_message(std::string frame);
   void submit(std::string frame);
   void on_result(RequestOutcome r);
-  void on_reply_sent();
+  void on_reply_sent(bool error);
   void send(Out out);
   void do_write();
   void on_write(beast::error_code ec);

@@ -122,6 +122,23 @@ def test_seed_and_noise_make_actions_reproducible(policy):
     assert not np.array_equal(policy.infer(obs, seed=8)["actions"], a)
 
 
+def test_real_time_chunking_fields_as_the_server_reads_them(checkpoint, policy):
+    """The rtc_* observation fields work from Python as over the wire: same guided actions as
+    `pi0 serve`, None is no guidance, a bad field raises naming it."""
+    plain = policy.infer(libero_obs(policy, 4))["actions"]
+    remainder = policy.infer(libero_obs(policy, 5))["actions"][2:]
+    obs = dict(libero_obs(policy, 4), rtc_prev_actions=remainder, rtc_inference_delay=np.int64(3))
+    guided = policy.infer(obs)["actions"]
+    _, served = serve_reply(checkpoint, "libero", obs, "--precision", "f32")
+    np.testing.assert_allclose(guided, served["actions"], rtol=1e-5, atol=0)
+    assert np.abs(guided[:3] - remainder[:3]).mean() <= 0.25 * np.abs(plain[:3] - remainder[:3]).mean()
+    as_lists = dict(obs, rtc_prev_actions=remainder.tolist(), rtc_inference_delay=3)
+    np.testing.assert_array_equal(policy.infer(as_lists)["actions"], guided)
+    np.testing.assert_array_equal(policy.infer(dict(libero_obs(policy, 4), rtc_prev_actions=None))["actions"], plain)
+    with pytest.raises(pi0cpp.Error, match="rtc_schedule"):
+        policy.infer(dict(obs, rtc_schedule="cosine"))
+
+
 def test_gil_released_during_infer(policy):
     """A counting thread runs while the main thread is inside infer.
 
