@@ -250,7 +250,7 @@ def readme():
 
 def test_readme_examples_are_the_tested_files(checkpoint):
     text = readme()
-    for rel in ("examples/embed/main.cpp", "examples/python/infer.py"):
+    for rel in ("examples/embed/minimal.cpp", "examples/python/infer.py"):
         with open(os.path.join(SOURCE, rel), encoding="utf-8") as f:
             assert f.read() in text, f"README.md does not show {rel} as it is"
     run = subprocess.run([sys.executable, os.path.join(SOURCE, "examples/python/infer.py"), checkpoint],
