@@ -36,7 +36,7 @@ assert all(math.isfinite(x) for row in actions for x in row), actions
 print(f"{sys.argv[2]}: {len(actions)} x {width} finite actions, first row {actions[0][:3]}...")
 PY
 done
-# The README's short example: finite numbers of LIBERO's shape.
+# The README's short example: the tiny chunk (10 x 7) and a finite first action.
 out=$("$work/build/minimal" "$work/ck")
 echo "minimal: $out"
-echo "$out" | grep -Eq '^[0-9]+ x 7 actions, first -?[0-9]+\.[0-9]+$' || { echo "FAIL: minimal printed '$out'"; exit 1; }
+echo "$out" | grep -Eq '^10 x 7 actions, first -?[0-9]+\.[0-9]+$' || { echo "FAIL: minimal printed '$out'"; exit 1; }
