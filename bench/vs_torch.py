@@ -8,6 +8,7 @@ the totals (each pair ran minutes apart at most, so that one is the steadier fig
 Debian's python3-torch.
 
   /usr/bin/python3 bench/vs_torch.py --checkpoint DIR [--cameras 3] [--tokens N] [--threads 2] [--pairs 3]
+                                    [--torch-dtype bf16|f32] [--precision auto|bf16|f32|int8]
 """
 import argparse
 import json
@@ -33,13 +34,17 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3, help="timed runs per engine invocation (after one warm-up)")
     ap.add_argument("--pairs", type=int, default=3, help="alternating invocations of each engine")
+    ap.add_argument("--torch-dtype", choices=["bf16", "f32"], default="bf16",
+                    help="PyTorch's compute type (f32 where the CPU has no fast bf16, e.g. AVX2-only)")
+    ap.add_argument("--precision", default="auto", help="pi0.cpp's --precision (default auto)")
     a = ap.parse_args()
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     common = ["--checkpoint", a.checkpoint, "--cameras", str(a.cameras), "--runs", str(a.runs)]
     if a.tokens >= 0:
         common += ["--tokens", str(a.tokens)]
-    ours_cmd = [a.pi0, "--threads", str(a.threads), "bench", "--json"] + common
-    torch_cmd = [sys.executable, os.path.join(HERE, "torch_pi0.py"), "--threads", str(a.threads)] + common
+    ours_cmd = [a.pi0, "--threads", str(a.threads), "bench", "--json", "--precision", a.precision] + common
+    torch_cmd = [sys.executable, os.path.join(HERE, "torch_pi0.py"), "--threads", str(a.threads),
+                 "--dtype", a.torch_dtype] + common
     ours, torch = [], []
     for p in range(a.pairs):
         ours.append(run_json(ours_cmd, env))
@@ -50,7 +55,8 @@ def main():
     rows = [("vision", lambda r: r["stages_ms"]["vision"]), ("prefix", lambda r: r["stages_ms"]["prefix"]),
             ("denoise step", lambda r: r["stages_ms"]["denoise_step"]), ("total", lambda r: r["total_ms"])]
     report = {"checkpoint": a.checkpoint, "cameras": a.cameras, "tokens": torch[0]["tokens"], "threads": a.threads,
-              "pairs": a.pairs, "torch": torch[0]["impl"],
+              "pairs": a.pairs, "torch": torch[0]["impl"], "torch_dtype": a.torch_dtype,
+              "precision": ours[0]["precision"],
               "fraction_of_peak": med(ours, lambda r: r["fraction_of_peak"]),
               "peak_rss_bytes": max(r["peak_rss_bytes"] for r in ours), "stages": {}}
     print(f"{'stage':<14} {'pi0.cpp ms':>11} {'PyTorch ms':>11} {'speed-up':>9}")
