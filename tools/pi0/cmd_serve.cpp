@@ -71,6 +71,12 @@ std::string max_message_help(const serve::ServerOptions& o) {
 
 void add_serve(CLI::App& app) {
   auto* cmd = app.add_subcommand("serve", "Serve a policy over openpi's WebSocket protocol (robot clients, openpi-client)");
+  cmd->footer(
+      "Observations may carry, beyond openpi's fields: \"noise\" [H, model action dim] (reproducible replies) and\n"
+      "real-time chunking fields: rtc_prev_actions [n, robot action dim] (the previous chunk's actions not yet\n"
+      "executed, as sent to the robot; None = none), rtc_inference_delay (int, required with them),\n"
+      "rtc_execution_horizon (default 10), rtc_max_guidance_weight (default 10), rtc_schedule\n"
+      "(ZEROS | ONES | LINEAR | EXP, default LINEAR). See README \"Real-time chunking\".");
   auto a = std::make_shared<ServeArgs>();
   serve::ServerOptions& o = a->opt;
   cmd->add_option("--checkpoint", a->checkpoint, "checkpoint directory (config.json + model.safetensors [+ assets])")->required();

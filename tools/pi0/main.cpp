@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   pi0::cli::add_preprocess(app);
   pi0::cli::add_infer(app);
   for (CLI::App* sub : app.get_subcommands({}))
-    sub->footer("Global options, accepted before or after the subcommand:\n  --threads N   worker threads for every heavy op (default: all cores)");
+    sub->footer(sub->get_footer() + (sub->get_footer().empty() ? "" : "\n\n") +
+                "Global options, accepted before or after the subcommand:\n  --threads N   worker threads for every heavy op (default: all cores)");
   app.parse_complete_callback([&] { pi0::set_num_threads(threads); });
   try {
     app.parse(argc, argv);
