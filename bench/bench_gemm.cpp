@@ -16,6 +16,7 @@
 
 #include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/gemm_avx512bf16.h"
+#include "backend/cpu/gemm_s8.h"
 #include "backend/cpu/instruction_peak.h"
 #include "backend/cpu/int8_linear.h"
 #include "pi0/tensor.h"
@@ -25,7 +26,7 @@ using namespace pi0;
 
 namespace {
 
-double g_peak = 0, g_peak_int8 = 0;
+double g_peak = 0, g_peak_int8 = 0, g_peak_f32 = 0;
 
 struct GemmShape {
   int64_t M, K, N;
@@ -43,16 +44,18 @@ const GemmShape kShapes[] = {
     {1, 1024, 1024, "time_mlp"},
 };
 
-enum class Impl { OneDnn, OneDnnPacked, Avx512Bf16, Int8 };
+enum class Impl { OneDnn, OneDnnPacked, Avx512Bf16, Int8, F32Packed, S8Hand };
 
 struct Data {
   std::vector<uint16_t> a, w;
-  std::vector<float> c;
+  std::vector<float> c, af, wf;
   explicit Data(const GemmShape& s) : a(s.M * s.K), w(s.N * s.K), c(s.M * s.N) {
     std::mt19937 rng(1);
     std::normal_distribution<float> n(0.f, 1.f);
     for (auto& x : a) x = f32_to_bf16(n(rng));
     for (auto& x : w) x = f32_to_bf16(n(rng) * 0.03f);
+    for (uint16_t v : a) af.push_back(bf16_to_f32(v));
+    for (uint16_t v : w) wf.push_back(bf16_to_f32(v));
   }
 };
 
@@ -69,22 +72,34 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
     st.SkipWithError("no AVX512-VNNI int8 matmul on this CPU");
     return;
   }
-  // int8: the whole W8A8 linear the backend runs (Hadamard rotation and quantisation of the rows,
-  // oneDNN's s8 GEMM, the scaling epilogue), on f32 inputs.
-  cpu::Int8Weights q;
-  std::vector<float> af;
-  if (impl == Impl::Int8) {
-    q = cpu::quantize_weights(Tensor::view(DType::BF16, {sh.N, sh.K}, d.w.data(), nullptr), sh.M, cpu::Int8Scheme::Hadamard);
-    for (uint16_t v : d.a) af.push_back(bf16_to_f32(v));
+  if (impl == Impl::S8Hand && !cpu::gemm_s8_supported()) {
+    st.SkipWithError("no AVX2 on this CPU");
+    return;
   }
+  if (impl == Impl::OneDnn || impl == Impl::OneDnnPacked) {
+    if (!cpu::dnnl_bf16_supported()) {
+      st.SkipWithError("no bf16 matmul in oneDNN on this CPU");
+      return;
+    }
+  }
+  cpu::MatmulSpec f{.M = sh.M, .K = sh.K, .N = sh.N, .lda = sh.K, .b_sk = 1, .b_sn = sh.K, .ldc = sh.N, .bf16 = false};
+  if (impl == Impl::F32Packed) packed = cpu::pack_weights(d.wf.data(), sh.N, sh.K, false, sh.M);
+  // int8: the whole W8A8 linear the backend runs (Hadamard rotation and quantisation of the rows,
+  // the s8 GEMM: oneDNN's VNNI one or the hand-written AVX2 one, the scaling epilogue), on f32 inputs.
+  cpu::Int8Weights q;
+  if (impl == Impl::Int8 || impl == Impl::S8Hand)
+    q = cpu::quantize_weights(Tensor::view(DType::BF16, {sh.N, sh.K}, d.w.data(), nullptr), sh.M, cpu::Int8Scheme::Hadamard,
+                              impl == Impl::S8Hand ? cpu::Int8Kernel::HandAvx2 : cpu::Int8Kernel::OneDnnVnni);
   auto once = [&] {
     switch (impl) {
       case Impl::OneDnn: cpu::matmul(s, d.a.data(), d.w.data(), nullptr, d.c.data()); break;
       case Impl::OneDnnPacked: cpu::matmul(s, d.a.data(), *packed, nullptr, d.c.data()); break;
       case Impl::Avx512Bf16: cpu::gemm_bf16_nk(s, d.a.data(), d.w.data(), nullptr, d.c.data()); break;
       case Impl::Int8:
-        cpu::int8_linear({af.data(), sh.M, sh.K, sh.K}, q, nullptr, cpu::Post::None, false, {d.c.data(), sh.M, sh.N, sh.N});
+      case Impl::S8Hand:
+        cpu::int8_linear({d.af.data(), sh.M, sh.K, sh.K}, q, nullptr, cpu::Post::None, false, {d.c.data(), sh.M, sh.N, sh.N});
         break;
+      case Impl::F32Packed: cpu::matmul(f, d.af.data(), *packed, nullptr, d.c.data()); break;
     }
   };
   once();  // primitive creation / first touch outside the timing
@@ -94,7 +109,7 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
   }
   const double flop = 2.0 * sh.M * sh.K * sh.N;
   st.counters["GFLOP/s"] = benchmark::Counter(flop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["peak"] = impl == Impl::Int8 ? g_peak_int8 : g_peak;
+  st.counters["peak"] = impl == Impl::Int8 || impl == Impl::S8Hand ? g_peak_int8 : impl == Impl::F32Packed ? g_peak_f32 : g_peak;
   st.SetLabel(sh.where);
 }
 
@@ -104,13 +119,16 @@ int main(int argc, char** argv) {
   const char* t = std::getenv("PI0_THREADS");
   set_num_threads(t ? std::atoi(t) : 0);
   g_peak = cpu::instruction_peak(Precision::BF16).gflops;
-  g_peak_int8 = cpu::instruction_peak(Precision::Int8).gflops;
-  std::fprintf(stderr, "threads %d, instruction peaks: vdpbf16ps %.1f GFLOP/s, vpdpbusd %.1f GOP/s, fp32 FMA %.1f GFLOP/s\n",
-               num_threads(), g_peak, g_peak_int8, cpu::instruction_peak(Precision::F32).gflops);
+  const cpu::InstructionPeak int8 = cpu::instruction_peak(Precision::Int8);
+  g_peak_int8 = int8.gflops;
+  g_peak_f32 = cpu::instruction_peak(Precision::F32).gflops;
+  std::fprintf(stderr, "threads %d, instruction peaks: vdpbf16ps %.1f GFLOP/s, %s %.1f GOP/s, fp32 FMA %.1f GFLOP/s\n",
+               num_threads(), g_peak, int8.dtype.c_str(), g_peak_int8, g_peak_f32);
   for (const GemmShape& sh : kShapes) {
     const std::string name = std::to_string(sh.M) + "x" + std::to_string(sh.K) + "x" + std::to_string(sh.N);
     for (auto [impl, tag] : {std::pair{Impl::OneDnn, "onednn"}, {Impl::OneDnnPacked, "onednn_packed"},
-                             {Impl::Avx512Bf16, "avx512bf16"}, {Impl::Int8, "onednn_int8"}})
+                             {Impl::Avx512Bf16, "avx512bf16"}, {Impl::Int8, "onednn_int8"},
+                             {Impl::F32Packed, "onednn_f32_packed"}, {Impl::S8Hand, "hand_int8"}})
       benchmark::RegisterBenchmark((name + "/" + tag).c_str(), run, sh, impl)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
   benchmark::Initialize(&argc, argv);

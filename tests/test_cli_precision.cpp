@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/int8_linear.h"
 #include "golden_util.h"
 #include "test_util.h"
 
@@ -10,7 +11,7 @@ using namespace pi0;
 using namespace pi0::test;
 
 TEST(CliPrecision, CompareTwoPrecisionsOfOneBackend) {
-  if (!cpu::dnnl_int8_vnni_supported()) GTEST_SKIP() << "no AVX512-VNNI int8 matmul here";
+  if (!cpu::int8_support().ok) GTEST_SKIP() << "no int8 kernel for this CPU";
   const std::string dir = golden("tiny_pi0");
   CliRun r = run_cli("compare --checkpoint " + dir + " --case " + dir + "/case.safetensors --backends reference,cpu --precisions f32,int8");
   ASSERT_EQ(r.code, 0) << r.out;

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/int8_linear.h"
 #include "ops_util.h"
 
 using namespace pi0;
@@ -77,7 +78,7 @@ void check_mlp(const Case& cs) {
   }
 }
 
-bool int8_available() { return cpu::dnnl_int8_vnni_supported(); }
+bool int8_available() { return cpu::int8_support().ok; }
 
 }  // namespace
 
@@ -85,18 +86,18 @@ TEST(GemmPrecisions, F32Linear) { check_linear(kF32Case); }
 TEST(GemmPrecisions, F32Mlp) { check_mlp(kF32Case); }
 
 TEST(GemmPrecisions, Int8Linear) {
-  if (!int8_available()) GTEST_SKIP() << "no AVX512-VNNI int8 matmul here";
+  if (!int8_available()) GTEST_SKIP() << "no int8 kernel for this CPU";
   check_linear(kInt8Case);
 }
 
 TEST(GemmPrecisions, Int8Mlp) {
-  if (!int8_available()) GTEST_SKIP() << "no AVX512-VNNI int8 matmul here";
+  if (!int8_available()) GTEST_SKIP() << "no int8 kernel for this CPU";
   check_mlp(kInt8Case);
 }
 
 // Both schemes are exact on the zero vector and keep a zero row at zero (scale 0, no NaN).
 TEST(GemmPrecisions, Int8ZeroRows) {
-  if (!int8_available()) GTEST_SKIP() << "no AVX512-VNNI int8 matmul here";
+  if (!int8_available()) GTEST_SKIP() << "no int8 kernel for this CPU";
   auto cpu = make_backend("cpu", {.precision = Precision::Int8, .int8_min_rows = 2});
   std::mt19937 rng(7);
   Tensor w = weight(64, 128, rng, DType::F32);

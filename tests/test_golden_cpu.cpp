@@ -2,6 +2,7 @@
 // bf16 path) at the bf16 tolerance of tests/data/golden/README.md (Tolerances), f32 at its float32
 // tolerance, int8 at issue 13's bar (PCC ≥ 0.99, max-abs ≤ 0.1·max|expected| on every expected tensor).
 #include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/int8_linear.h"
 #include "golden_util.h"
 #include "ops_util.h"
 
@@ -14,7 +15,7 @@ const BackendOptions kBf16{.precision = bf16_if_available()}, kF32Opt{.precision
     kInt8Opt{.precision = Precision::Int8, .int8_min_rows = 2};  // every layer of the tiny models in int8
 
 void check_int8(const std::string& dir) {
-  if (!cpu::dnnl_int8_vnni_supported()) GTEST_SKIP() << "no AVX512-VNNI int8 matmul here";
+  if (!cpu::int8_support().ok) GTEST_SKIP() << "no int8 kernel for this CPU";
   check_golden_case(dir, "cpu", kInt8, kInt8Opt);
 }
 

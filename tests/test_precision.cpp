@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/int8_linear.h"
 #include "backend/cpu/hadamard.h"
 #include "backend/ops.h"
 #include "backend/precision.h"
@@ -52,7 +53,7 @@ TEST(Precision, CpuResolvesEveryRequest) {
   EXPECT_EQ(make_backend("cpu", {.precision = Precision::F32})->precision(), Precision::F32);
   if (cpu::dnnl_bf16_supported()) EXPECT_EQ(make_backend("cpu", {.precision = Precision::BF16})->precision(), Precision::BF16);
   else EXPECT_THROW(make_backend("cpu", {.precision = Precision::BF16}), Error);
-  if (cpu::dnnl_int8_vnni_supported()) EXPECT_EQ(make_backend("cpu", {.precision = Precision::Int8})->precision(), Precision::Int8);
+  if (cpu::int8_support().ok) EXPECT_EQ(make_backend("cpu", {.precision = Precision::Int8})->precision(), Precision::Int8);
   else EXPECT_THROW(make_backend("cpu", {.precision = Precision::Int8}), Error);
 }
 

@@ -97,7 +97,7 @@ class Backend {
 
 // "reference" (plain fp32 loops, the truth) or "cpu" (the fast default). Throws pi0::Error
 // listing the known names otherwise, or when the backend cannot compute in the precision asked
-// for (reference: f32 only; cpu: bf16 needs oneDNN's bf16 matmul, int8 needs AVX512-VNNI).
+// for (reference: f32 only; cpu: bf16 needs oneDNN's bf16 matmul, int8 needs AVX512-VNNI or AVX2).
 std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOptions& options = {});
 std::vector<std::string> backend_names();
 std::string default_backend_name();

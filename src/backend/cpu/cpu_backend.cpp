@@ -58,13 +58,17 @@ Resolved resolve(Precision want) {
     case Precision::F32:
       return {Precision::F32, false, cpu::isa_allows_avx512() ? "f32 (requested)" : "f32 (requested; oneDNN capped at AVX2)"};
     case Precision::Int8: {
-      if (!cpu::dnnl_int8_vnni_supported())
-        throw Error({.message = "int8 needs AVX512-VNNI (vpdpbusd) in oneDNN's int8 matmul, which " + where + " does not have",
-                     .field = "precision", .expected = "auto | bf16 | f32", .got = "int8"});
+      const cpu::Int8Support i8 = cpu::int8_support();
+      if (!i8.ok)
+        throw Error({.message = "int8 needs AVX512-VNNI (oneDNN's int8 matmul) or AVX2 with FMA (our int8 kernel); " + where +
+                                    " has " + i8.why,
+                     .field = "precision", .expected = "auto | f32", .got = "int8"});
       const bool naive = cpu::int8_scheme_from_env() == cpu::Int8Scheme::Naive;
+      const bool hand = i8.kernel == cpu::Int8Kernel::HandAvx2;
       return {Precision::Int8, fl.precision == Precision::BF16,
-              std::string("int8 (requested; W8A8 per-channel/per-token") + (naive ? ", naive" : ", Hadamard-rotated") +
-                  "; attention, heads and small-M layers in " + precision_name(fl.precision) + ", " + fl.reason + ")"};
+              std::string("int8 (requested; W8A8 per-channel/per-token") + (naive ? ", naive" : ", Hadamard-rotated") + ", " +
+                  i8.why + " kernel; attention, heads" + (hand ? "" : " and small-M layers") + " in " +
+                  precision_name(fl.precision) + ", " + fl.reason + ")"};
     }
   }
   return {};
@@ -138,7 +142,11 @@ class CpuBackend : public Backend {
   explicit CpuBackend(const BackendOptions& opt)
       : res_(resolve(opt.precision)), bf16_(res_.float_bf16), int8_(res_.gemm == Precision::Int8),
         scheme_(int8_ ? cpu::int8_scheme_from_env() : cpu::Int8Scheme::Hadamard),
-        int8_min_rows_(std::max<int64_t>(2, opt.int8_min_rows)) {}
+        int8_kernel_(int8_ ? cpu::int8_support().kernel : cpu::Int8Kernel::HandAvx2),
+        // Our kernel has no small-M penalty (pi0_bench_gemm on an AVX2 Zen 3: 250-285 GOP/s at
+        // M = 51 as at M = 816, 3x oneDNN's f32 there), so with it every product of two or more
+        // rows runs in int8; oneDNN's int8 keeps its measured threshold.
+        int8_min_rows_(std::max<int64_t>(2, int8_kernel_ == cpu::Int8Kernel::HandAvx2 ? 2 : opt.int8_min_rows)) {}
   std::string name() const override { return "cpu"; }
   Precision precision() const override { return res_.gemm; }
   std::string precision_reason() const override { return res_.reason; }
@@ -151,7 +159,7 @@ class CpuBackend : public Backend {
     // int8: every GEMM layer but the heads, the one-row products (adaRMS modulation: matrix-vector
     // products gain little and feed every norm) and the small-M ones (BackendOptions::int8_min_rows).
     if (int8_ && !head && rows_hint >= int8_min_rows_) {
-      r->int8 = std::make_unique<cpu::Int8Weights>(cpu::quantize_weights(w, rows_hint, scheme_));
+      r->int8 = std::make_unique<cpu::Int8Weights>(cpu::quantize_weights(w, rows_hint, scheme_, int8_kernel_));
       w.release_mapped_pages();  // the s8 copy is all the GEMMs read
     } else {
       const DType want = bf16_ ? DType::BF16 : DType::F32;
@@ -400,6 +408,7 @@ class CpuBackend : public Backend {
   const bool bf16_;  // float GEMMs and attention in bf16 (else f32)
   const bool int8_;  // GEMM layers in int8 where prepare_linear quantised them
   const cpu::Int8Scheme scheme_;
+  const cpu::Int8Kernel int8_kernel_;
   const int64_t int8_min_rows_;
   RopeTable rope_;
   // Per calling thread, so concurrent model calls never share scratch.

@@ -51,6 +51,29 @@ AVX512 void fwht_avx(float* x, int64_t n, int block) {
   }
 }
 
+// The same on 8 lanes: partners within a vector by permutes (h = 1, 2, 4), then whole vectors.
+__attribute__((target("avx2,fma"))) __m256 fwht8(__m256 v) {
+  const __m256 s1 = _mm256_setr_ps(1, -1, 1, -1, 1, -1, 1, -1), s2 = _mm256_setr_ps(1, 1, -1, -1, 1, 1, -1, -1),
+               s4 = _mm256_setr_ps(1, 1, 1, 1, -1, -1, -1, -1);
+  v = _mm256_fmadd_ps(v, s1, _mm256_permute_ps(v, 0xB1));  // swap neighbours
+  v = _mm256_fmadd_ps(v, s2, _mm256_permute_ps(v, 0x4E));  // swap pairs
+  return _mm256_fmadd_ps(v, s4, _mm256_permute2f128_ps(v, v, 1));  // swap halves
+}
+
+__attribute__((target("avx2,fma"))) void fwht_avx2(float* x, int64_t n, int block) {
+  for (int64_t b = 0; b < n; b += block) {
+    float* y = x + b;
+    for (int i = 0; i < block; i += 8) _mm256_storeu_ps(y + i, fwht8(_mm256_loadu_ps(y + i)));
+    for (int h = 8; h < block; h *= 2)
+      for (int i = 0; i < block; i += 2 * h)
+        for (int j = i; j < i + h; j += 8) {
+          const __m256 u = _mm256_loadu_ps(y + j), v = _mm256_loadu_ps(y + j + h);
+          _mm256_storeu_ps(y + j, _mm256_add_ps(u, v));
+          _mm256_storeu_ps(y + j + h, _mm256_sub_ps(u, v));
+        }
+  }
+}
+
 }  // namespace
 
 int hadamard_block(int64_t K) {
@@ -61,6 +84,8 @@ int hadamard_block(int64_t K) {
 
 void fwht_blocks(float* x, int64_t n, int block) {
   if (block >= 16 && has_avx512()) return fwht_avx(x, n, block);
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (block >= 8 && avx2) return fwht_avx2(x, n, block);
   fwht_scalar(x, n, block);
 }
 

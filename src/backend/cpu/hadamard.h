@@ -14,7 +14,7 @@ namespace pi0::cpu {
 int hadamard_block(int64_t K);
 
 // In place, unnormalised (entries ±1): each consecutive `block` values of x[0, n) become their
-// Hadamard transform. n must be a multiple of block; block a power of two. AVX-512 when the CPU
+// Hadamard transform. n must be a multiple of block; block a power of two. AVX-512 or AVX2 when the CPU
 // has it.
 void fwht_blocks(float* x, int64_t n, int block);
 

@@ -60,16 +60,62 @@ __attribute__((target("avx512f,avx512vnni"), noinline)) float vnni_loop(int64_t 
   return s;
 }
 
+// CPUs without AVX-512: fp32 FMA on ymm, and the int8 step the AVX2 GEMM runs (gemm_s8.h):
+// vpsignb + vpmaddubsw + vpmaddwd + vpaddd, 32 multiply-adds per group of four instructions.
+__attribute__((target("avx2,fma"), noinline)) float fma_loop_avx2(int64_t iters) {
+  __m256 acc[kAcc];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  __m256 x = _mm256_set1_ps(1.f), y = _mm256_set1_ps(1e-9f);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_fmadd_ps(x, y, acc[i]);
+    __asm__ volatile("" : "+x"(x));
+  }
+  float s = 0;
+  for (auto& a : acc) {
+    alignas(32) float v[8];
+    _mm256_store_ps(v, a);
+    for (float f : v) s += f;
+  }
+  return s;
+}
+
+constexpr int kAccInt8 = 12;  // 12 accumulators + 4 operands fill the 16 ymm registers
+
+__attribute__((target("avx2"), noinline)) float maddubs_loop(int64_t iters) {
+  __m256i acc[kAccInt8];
+  for (auto& a : acc) a = _mm256_setzero_si256();
+  __m256i x = _mm256_set1_epi8(1), w = _mm256_set1_epi8(1);
+  const __m256i ones = _mm256_set1_epi16(1), wabs = _mm256_abs_epi8(w);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kAccInt8; ++i)
+      acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, w)), ones));
+    __asm__ volatile("" : "+x"(x));
+  }
+  float s = 0;
+  for (auto& a : acc) {
+    alignas(32) int32_t v[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(v), a);
+    for (int32_t f : v) s += static_cast<float>(f);
+  }
+  return s;
+}
+
+bool has_avx2_fma() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
 }  // namespace
 
 InstructionPeak instruction_peak(Precision p, int bursts, double burst_ms) {
   InstructionPeak r;
   float (*loop)(int64_t) = nullptr;
-  double flop_per_insn = 0;  // per zmm instruction: lanes × multiply-adds × 2
+  double flop_per_insn = 0;  // per vector instruction (group, for AVX2 int8): lanes × multiply-adds × 2
+  int accs = kAcc;
   switch (p) {
     case Precision::Int8:
       r.dtype = "int8";
       if (has_avx512() && __builtin_cpu_supports("avx512vnni")) loop = vnni_loop, flop_per_insn = 16 * 4 * 2;
+      else if (has_avx2_fma()) loop = maddubs_loop, flop_per_insn = 8 * 4 * 2, accs = kAccInt8, r.dtype = "int8 vpmaddubsw";
       break;
     case Precision::BF16:
       r.dtype = "bf16";
@@ -78,6 +124,7 @@ InstructionPeak instruction_peak(Precision p, int bursts, double burst_ms) {
     default:
       r.dtype = "f32";
       if (has_avx512()) loop = fma_loop, flop_per_insn = 16 * 2;
+      else if (has_avx2_fma()) loop = fma_loop_avx2, flop_per_insn = 8 * 2;
   }
   if (!loop) return r;
   // Calibrate iterations to the burst length on one thread.
@@ -100,7 +147,7 @@ InstructionPeak instruction_peak(Precision p, int bursts, double burst_ms) {
     for (int t = 0; t < nt; ++t) th.emplace_back([&] { volatile float s = loop(iters); (void)s; });
     for (auto& t : th) t.join();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.gflops = std::max(r.gflops, nt * static_cast<double>(iters) * kAcc * flop_per_insn / dt / 1e9);
+    r.gflops = std::max(r.gflops, nt * static_cast<double>(iters) * accs * flop_per_insn / dt / 1e9);
   }
   return r;
 }

@@ -8,8 +8,10 @@
 #include <cstring>
 #include <string>
 
+#include "backend/cpu/avx2_math.h"
 #include "backend/cpu/avx512_math.h"
 #include "backend/cpu/hadamard.h"
+#include "backend/cpu/kernels.h"
 #include "pi0/error.h"
 #include "pi0/threads.h"
 
@@ -23,7 +25,7 @@ T* grow(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
-PI0_AVX512 float absmax(const float* x, int64_t n) {
+PI0_AVX512 float absmax_avx512(const float* x, int64_t n) {
   __m512 m = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
@@ -32,7 +34,7 @@ PI0_AVX512 float absmax(const float* x, int64_t n) {
 }
 
 // q = round(x · inv) (round to nearest even), |q| ≤ 127 by construction of inv.
-PI0_AVX512 void quantize(const float* x, int64_t n, float inv, int8_t* q) {
+PI0_AVX512 void quantize_avx512(const float* x, int64_t n, float inv, int8_t* q) {
   const __m512 vi = _mm512_set1_ps(inv);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
@@ -41,18 +43,9 @@ PI0_AVX512 void quantize(const float* x, int64_t n, float inv, int8_t* q) {
   }
 }
 
-// One row of the rotated (or not) values to s8; returns its scale (0 for an all-zero row).
-float quantize_row(float* v, int64_t K, int block, int8_t* q) {
-  if (block > 1) fwht_blocks(v, K, block);
-  const float amax = absmax(v, K);
-  const float scale = amax > 0 ? amax / 127.f : 0.f;
-  quantize(v, K, scale > 0 ? 1.f / scale : 0.f, q);
-  return scale;
-}
-
 // y = post(acc · rs · cs + bias) or y += acc · rs · cs + bias, one row.
-PI0_AVX512 void epilogue_row(const int32_t* acc, int64_t N, float rs, const float* cs, const float* bias, Post post,
-                         bool accumulate, float* y) {
+PI0_AVX512 void epilogue_avx512(const int32_t* acc, int64_t N, float rs, const float* cs, const float* bias, Post post,
+                                bool accumulate, float* y) {
   const __m512 vr = _mm512_set1_ps(rs);
   for (int64_t j = 0; j < N; j += 16) {
     const __mmask16 m = N - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (N - j)) - 1);
@@ -64,6 +57,65 @@ PI0_AVX512 void epilogue_row(const int32_t* acc, int64_t N, float rs, const floa
     if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, y + j));
     _mm512_mask_storeu_ps(y + j, m, v);
   }
+}
+
+PI0_AVX2 float absmax_avx2(const float* x, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  __m256 m = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+  if (i < n) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_maskload_ps(x + i, avx2::tail_mask(n - i))));
+  alignas(32) float v[8];
+  _mm256_store_ps(v, m);
+  return *std::max_element(v, v + 8);
+}
+
+// As quantize_avx512: vcvtps2dq rounds to nearest even, packs saturate (never reached: |q| ≤ 127).
+PI0_AVX2 void quantize_avx2(const float* x, int64_t n, float inv, int8_t* q) {
+  const __m256 vi = _mm256_set1_ps(inv);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    const int64_t b = _mm_cvtsi128_si64(_mm_packs_epi16(w, w));
+    std::memcpy(q + i, &b, 8);
+  }
+  for (; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * inv));
+}
+
+PI0_AVX2 void epilogue_avx2(const int32_t* acc, int64_t N, float rs, const float* cs, const float* bias, Post post,
+                            bool accumulate, float* y) {
+  const __m256 vr = _mm256_set1_ps(rs);
+  for (int64_t j = 0; j < N; j += 8) {
+    const __m256i m = avx2::tail_mask(std::min<int64_t>(8, N - j));
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_maskload_epi32(acc + j, m)),
+                             _mm256_mul_ps(vr, _mm256_maskload_ps(cs + j, m)));
+    if (bias) v = _mm256_add_ps(v, _mm256_maskload_ps(bias + j, m));
+    if (post == Post::GeluTanh) v = avx2::gelu_tanh(v);
+    else if (post == Post::Silu) v = avx2::silu(v);
+    if (accumulate) v = _mm256_add_ps(v, _mm256_maskload_ps(y + j, m));
+    _mm256_maskstore_ps(y + j, m, v);
+  }
+}
+
+// The row kernels above for this CPU: AVX-512 where allowed, else AVX2 (int8 needs one of them).
+float absmax(const float* x, int64_t n) { return has_avx512() ? absmax_avx512(x, n) : absmax_avx2(x, n); }
+void quantize(const float* x, int64_t n, float inv, int8_t* q) {
+  has_avx512() ? quantize_avx512(x, n, inv, q) : quantize_avx2(x, n, inv, q);
+}
+void epilogue_row(const int32_t* acc, int64_t N, float rs, const float* cs, const float* bias, Post post, bool accumulate,
+                  float* y) {
+  has_avx512() ? epilogue_avx512(acc, N, rs, cs, bias, post, accumulate, y)
+               : epilogue_avx2(acc, N, rs, cs, bias, post, accumulate, y);
+}
+
+// One row of the rotated (or not) values to s8; returns its scale (0 for an all-zero row).
+float quantize_row(float* v, int64_t K, int block, int8_t* q) {
+  if (block > 1) fwht_blocks(v, K, block);
+  const float amax = absmax(v, K);
+  const float scale = amax > 0 ? amax / 127.f : 0.f;
+  quantize(v, K, scale > 0 ? 1.f / scale : 0.f, q);
+  return scale;
 }
 
 // Row n of a [N, K] weight as f32 (bf16 and f32 directly; other types element by element).
@@ -88,8 +140,15 @@ Int8Scheme int8_scheme_from_env() {
   throw Error({.message = "unknown int8 scheme", .field = "PI0_INT8_SCHEME", .expected = "hadamard | naive", .got = v});
 }
 
-Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme scheme) {
+Int8Support int8_support() {
+  if (dnnl_int8_vnni_supported()) return {true, Int8Kernel::OneDnnVnni, "oneDNN VNNI"};
+  if (gemm_s8_supported()) return {true, Int8Kernel::HandAvx2, "AVX2 vpmaddubsw"};
+  return {false, Int8Kernel::HandAvx2, "neither AVX512-VNNI nor AVX2+FMA"};
+}
+
+Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme scheme, Int8Kernel kernel) {
   Int8Weights r;
+  r.kernel = kernel;
   r.N = w.dim(0);
   r.K = w.numel() / r.N;
   r.block = scheme == Int8Scheme::Hadamard ? hadamard_block(r.K) : 1;
@@ -104,17 +163,20 @@ Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme sche
       r.col_scale[n] = quantize_row(row.data(), r.K, r.block, q.data() + n * r.K) / static_cast<float>(r.block);
     }
   }, 16);
-  r.packed = pack_weights_s8(q.data(), r.N, r.K, std::max<int64_t>(1, rows_hint));
+  if (kernel == Int8Kernel::HandAvx2) r.panels = std::make_shared<const S8Panels>(pack_s8_panels(q.data(), r.N, r.K));
+  else r.packed = pack_weights_s8(q.data(), r.N, r.K, std::max<int64_t>(1, rows_hint));
   return r;
 }
 
 void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y) {
   const int64_t M = x.rows, K = w.K, N = w.N;
   if (M == 0) return;
+  const bool hand = w.kernel == Int8Kernel::HandAvx2;
+  const int64_t lda = hand ? w.panels->Kp : K;  // the hand kernel reads whole 4-byte k-steps
   thread_local std::vector<int8_t> qa;
   thread_local std::vector<float> rs;
   thread_local std::vector<int32_t> acc;
-  int8_t* q = grow(qa, M * K);
+  int8_t* q = grow(qa, M * lda);
   float* s = grow(rs, M);
   int32_t* c = grow(acc, M * N);
   parallel_for(M, [&](int64_t r0, int64_t r1) {
@@ -122,11 +184,16 @@ void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post pos
     float* v = grow(row, K);
     for (int64_t r = r0; r < r1; ++r) {
       std::memcpy(v, x.row(r), sizeof(float) * K);
-      s[r] = quantize_row(v, K, w.block, q + r * K);
+      s[r] = quantize_row(v, K, w.block, q + r * lda);
+      std::memset(q + r * lda + K, 0, static_cast<size_t>(lda - K));
     }
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, K)));
-  MatmulSpec spec{.M = M, .K = K, .N = N, .lda = K, .b_sk = 1, .b_sn = K, .ldc = N, .s8 = true};
-  matmul(spec, q, *w.packed, nullptr, c);
+  if (hand) {
+    gemm_s8(q, lda, M, *w.panels, c, N);
+  } else {
+    MatmulSpec spec{.M = M, .K = K, .N = N, .lda = K, .b_sk = 1, .b_sn = K, .ldc = N, .s8 = true};
+    matmul(spec, q, *w.packed, nullptr, c);
+  }
   parallel_for(M, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) epilogue_row(c + r * N, N, s[r], w.col_scale.data(), bias, post, accumulate, y.row(r));
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, N)));

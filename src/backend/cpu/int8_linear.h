@@ -1,14 +1,17 @@
 // The int8 (W8A8) linear layer: weights quantised once at load, symmetric per output channel
-// (s8); activations quantised per row on the fly (s8, absmax/127); s32 products through oneDNN's
-// VNNI brgemm (`vpdpbusd`); the scales, bias, activation and residual applied in one epilogue
-// pass. oneDNN 2.6 cannot scale by row inside the GEMM (a binary post-op of shape [M, 1] drops it
-// to its reference kernel), hence the s32 output and our own epilogue.
+// (s8); activations quantised per row on the fly (s8, absmax/127); exact s32 products, through
+// oneDNN's VNNI brgemm (`vpdpbusd`) where the CPU has AVX512-VNNI, else through our AVX2 kernel
+// (gemm_s8.h); the scales, bias, activation and residual applied in one epilogue pass. oneDNN 2.6
+// cannot scale by row inside the GEMM (a binary post-op of shape [M, 1] drops it to its
+// reference kernel), hence the s32 output and our own epilogue.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/gemm_s8.h"
 #include "backend/ops.h"
 
 namespace pi0::cpu {
@@ -19,15 +22,28 @@ namespace pi0::cpu {
 enum class Int8Scheme { Naive, Hadamard };
 Int8Scheme int8_scheme_from_env();
 
+// Which s8 GEMM runs the products. OneDnnVnni needs AVX512-VNNI (oneDNN has no fast int8 kernel
+// without it); HandAvx2 runs on any CPU with AVX2 and FMA.
+enum class Int8Kernel { OneDnnVnni, HandAvx2 };
+// The kernel for this CPU (within PI0_CPU_ISA), or none: the message says what is missing.
+struct Int8Support {
+  bool ok = false;
+  Int8Kernel kernel = Int8Kernel::HandAvx2;
+  std::string why;  // "oneDNN VNNI" / "AVX2 vpmaddubsw" when ok, else what the CPU lacks
+};
+Int8Support int8_support();
+
 struct Int8Weights {
   int64_t N = 0, K = 0;
   int block = 1;                  // Hadamard block (1: none)
+  Int8Kernel kernel = Int8Kernel::OneDnnVnni;
   std::vector<float> col_scale;   // per output channel, with the 1/block of the rotation folded in
-  std::shared_ptr<const PackedWeights> packed;
+  std::shared_ptr<const PackedWeights> packed;  // OneDnnVnni
+  std::shared_ptr<const S8Panels> panels;       // HandAvx2
 };
 
 // w: [N, K] F32/BF16/F16 (a view into a map is fine: read once, row by row).
-Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme scheme);
+Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme scheme, Int8Kernel kernel);
 
 // y (=|+=) post(x·Wᵀ · scales + bias). bias null or [N]. Thread-safe (per-thread scratch).
 void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y);

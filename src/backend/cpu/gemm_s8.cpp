@@ -1,0 +1,135 @@
+#include "backend/cpu/gemm_s8.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "backend/cpu/avx2_math.h"
+#include "pi0/threads.h"
+
+namespace pi0::cpu {
+
+namespace {
+
+constexpr int kNR = 16;  // output channels per panel (two ymm of s32)
+constexpr int kMR = 4;   // rows per micro-tile: 8 accumulators + 6 operand registers of 16
+
+// acc += a · w over one k-step of 4 bytes for 8 channels: vpsignb moves w's sign onto a,
+// vpmaddubsw(|w|, ±a) gives 16 exact s16 pair sums, vpmaddwd with ones adds pairs into s32.
+PI0_AVX2 inline __m256i dot4(__m256i acc, __m256i wabs, __m256i w, __m256i a, __m256i ones) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(a, w)), ones));
+}
+
+// Row r of the tile: the two accumulators of its 16 channels at the end of the k loop.
+PI0_AVX2 inline void store_row(int32_t* row, __m256i lo, __m256i hi, int cols) {
+  if (cols == kNR) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(row), lo);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + 8), hi);
+  } else {
+    _mm256_maskstore_epi32(row, avx2::tail_mask(std::min(cols, 8)), lo);
+    if (cols > 8) _mm256_maskstore_epi32(row + 8, avx2::tail_mask(cols - 8), hi);
+  }
+}
+
+PI0_AVX2 inline __m256i bcast4(const int8_t* p) {
+  int32_t word;
+  std::memcpy(&word, p, 4);
+  return _mm256_set1_epi32(word);
+}
+
+// Rows [0, MR) of A against one panel over all k-steps; writes `cols` ≤ 16 columns of C. The
+// accumulators are named variables, not an array: GCC kept an array's elements on the stack and
+// stored them every k-step (0.63 of the instruction peak on vlm_gate_up before, see README).
+template <int MR>
+PI0_AVX2 void micro(const int8_t* a, int64_t lda, const int8_t* panel, int64_t ksteps, int32_t* c, int64_t ldc,
+                    int cols) {
+  __m256i c0l = _mm256_setzero_si256(), c0h = c0l, c1l = c0l, c1h = c0l, c2l = c0l, c2h = c0l, c3l = c0l, c3h = c0l;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int8_t *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+  for (int64_t s = 0; s < ksteps; ++s) {
+    const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(panel + s * 64));
+    const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(panel + s * 64 + 32));
+    const __m256i b0 = _mm256_abs_epi8(w0), b1 = _mm256_abs_epi8(w1);
+    __m256i av = bcast4(a0 + s * 4);
+    c0l = dot4(c0l, b0, w0, av, ones);
+    c0h = dot4(c0h, b1, w1, av, ones);
+    if constexpr (MR > 1) {
+      av = bcast4(a1 + s * 4);
+      c1l = dot4(c1l, b0, w0, av, ones);
+      c1h = dot4(c1h, b1, w1, av, ones);
+    }
+    if constexpr (MR > 2) {
+      av = bcast4(a2 + s * 4);
+      c2l = dot4(c2l, b0, w0, av, ones);
+      c2h = dot4(c2h, b1, w1, av, ones);
+    }
+    if constexpr (MR > 3) {
+      av = bcast4(a3 + s * 4);
+      c3l = dot4(c3l, b0, w0, av, ones);
+      c3h = dot4(c3h, b1, w1, av, ones);
+    }
+  }
+  store_row(c, c0l, c0h, cols);
+  if constexpr (MR > 1) store_row(c + ldc, c1l, c1h, cols);
+  if constexpr (MR > 2) store_row(c + 2 * ldc, c2l, c2h, cols);
+  if constexpr (MR > 3) store_row(c + 3 * ldc, c3l, c3h, cols);
+}
+
+void free_aligned(void* p) { ::operator delete(p, std::align_val_t{64}); }
+
+}  // namespace
+
+bool gemm_s8_supported() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
+S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K) {
+  S8Panels p;
+  p.N = N;
+  p.K = K;
+  p.Kp = (K + 3) / 4 * 4;
+  p.panels = (N + kNR - 1) / kNR;
+  const size_t bytes = static_cast<size_t>(p.panels * kNR * p.Kp);
+  p.data = {static_cast<int8_t*>(::operator new(bytes, std::align_val_t{64})), free_aligned};
+  int8_t* d = p.data.get();
+  parallel_for(p.panels, [&](int64_t p0, int64_t p1) {
+    for (int64_t pi = p0; pi < p1; ++pi) {
+      int8_t* panel = d + pi * kNR * p.Kp;
+      std::memset(panel, 0, static_cast<size_t>(kNR * p.Kp));
+      for (int j = 0; j < kNR && pi * kNR + j < N; ++j) {
+        const int8_t* src = w + (pi * kNR + j) * K;
+        for (int64_t k = 0; k < K; ++k) panel[(k / 4) * 64 + j * 4 + k % 4] = src[k];
+      }
+    }
+  });
+  return p;
+}
+
+void gemm_s8(const int8_t* a, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc) {
+  if (M == 0 || b.N == 0) return;
+  const int64_t ksteps = b.Kp / 4;
+  // One task is a panel of 16 channels over every row: the panel (16·K bytes, ≤ 256 KiB at π0's
+  // widest K) stays in L2 while the rows stream past it. Small products run on the calling thread.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, M * b.Kp * kNR));
+  parallel_for(b.panels, [&](int64_t p0, int64_t p1) {
+    for (int64_t pi = p0; pi < p1; ++pi) {
+      const int8_t* panel = b.data.get() + pi * kNR * b.Kp;
+      const int cols = static_cast<int>(std::min<int64_t>(kNR, b.N - pi * kNR));
+      int32_t* cp = c + pi * kNR;
+      int64_t r = 0;
+      for (; r + kMR <= M; r += kMR) micro<kMR>(a + r * lda, lda, panel, ksteps, cp + r * ldc, ldc, cols);
+      switch (M - r) {
+        case 3: micro<3>(a + r * lda, lda, panel, ksteps, cp + r * ldc, ldc, cols); break;
+        case 2: micro<2>(a + r * lda, lda, panel, ksteps, cp + r * ldc, ldc, cols); break;
+        case 1: micro<1>(a + r * lda, lda, panel, ksteps, cp + r * ldc, ldc, cols); break;
+        default: break;
+      }
+    }
+  }, grain);
+}
+
+}  // namespace pi0::cpu
