@@ -1,8 +1,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <set>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "pi0/error.h"
 #include "pi0/tensor.h"
@@ -95,4 +102,35 @@ TEST(Threads, ParallelForCoversEveryIndexOnce) {
   EXPECT_GT(total.load(), 0);
   EXPECT_THROW(parallel_for(10, [](int64_t, int64_t) { throw Error("boom"); }), Error);
   set_num_threads(0);
+}
+
+// to_releasing: the same values as to(), chunk by chunk (20 MiB of f32 spans two 16 MiB chunks
+// and ends mid-chunk), and a file-backed view stays readable after its pages are released.
+TEST(Tensor, ToReleasingCopiesAMappedViewExactly) {
+  const int64_t n = 5'000'003;
+  std::vector<float> values(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) values[i] = std::sin(static_cast<float>(i)) * 100.f;
+  const std::string path = testing::TempDir() + "/to_releasing.bin";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(values.data(), 4, values.size(), f), values.size());
+    std::fclose(f);
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  void* map = ::mmap(nullptr, values.size() * 4, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  ASSERT_NE(map, MAP_FAILED);
+  std::shared_ptr<const void> keep(map, [bytes = values.size() * 4](const void* p) { ::munmap(const_cast<void*>(p), bytes); });
+  const Tensor view = Tensor::mapped_view(DType::F32, {n}, map, keep);
+  const Tensor want = Tensor::from_f32(values, {n}).to(DType::BF16);
+  const Tensor got = view.to_releasing(DType::BF16);
+  ASSERT_TRUE(got.owns_memory());
+  ASSERT_EQ(got.dtype(), DType::BF16);
+  EXPECT_EQ(std::memcmp(got.raw(), want.raw(), want.nbytes()), 0);
+  const Tensor same = view.to_releasing(DType::F32);
+  EXPECT_EQ(std::memcmp(same.raw(), values.data(), values.size() * 4), 0);
+  EXPECT_EQ(view.get_f32(n - 1), values.back());  // released pages read back from the file
+  std::remove(path.c_str());
 }

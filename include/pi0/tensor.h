@@ -67,6 +67,9 @@ class Tensor {
   float get_f32(int64_t i) const;
   // Copy converted to `dtype` (float <-> float with RNE; integers widened/narrowed as C++ does).
   Tensor to(DType dtype) const;
+  // As to(), but a mapped view's pages are released chunk by chunk as they are copied, so a large
+  // table (the 2.1 GB f32 token embedding of an F32 checkpoint) never sits whole beside its copy.
+  Tensor to_releasing(DType dtype) const;
   // The same memory seen with another shape of equal element count.
   Tensor reshaped(Shape shape) const;
   std::vector<float> to_f32_vector() const;

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -197,6 +198,22 @@ std::vector<float> Tensor::to_f32_vector() const {
 }
 
 Tensor Tensor::owned() const { return owned_ ? *this : to(dtype_); }
+
+Tensor Tensor::to_releasing(DType dtype) const {
+  if (!mapped_) return to(dtype);
+  Tensor out = zeros(dtype, shape_);
+  const int64_t n = numel(), chunk = std::max<int64_t>(1, (int64_t{16} << 20) / static_cast<int64_t>(dtype_size(dtype_)));
+  const size_t in_size = dtype_size(dtype_), out_size = dtype_size(dtype);
+  for (int64_t i = 0; i < n; i += chunk) {
+    const int64_t len = std::min(chunk, n - i);
+    const Tensor part = mapped_view(dtype_, {len}, static_cast<const char*>(data_) + i * in_size, keepalive_);
+    const Tensor conv = part.to(dtype);
+    std::memcpy(static_cast<char*>(out.raw_mut()) + i * out_size, conv.raw(), conv.nbytes());
+    part.release_mapped_pages();
+  }
+  release_mapped_pages();  // the pages straddling chunk boundaries
+  return out;
+}
 
 Tensor Tensor::to(DType dtype) const {
   Tensor r = zeros(dtype, shape_);

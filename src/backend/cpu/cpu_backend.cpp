@@ -144,9 +144,10 @@ class CpuBackend : public Backend {
         scheme_(int8_ ? cpu::int8_scheme_from_env() : cpu::Int8Scheme::Hadamard),
         int8_kernel_(int8_ ? cpu::int8_support().kernel : cpu::Int8Kernel::HandAvx2),
         // Our kernel has no small-M penalty (pi0_bench_gemm on an AVX2 Zen 3: 250-285 GOP/s at
-        // M = 51 as at M = 816, 3x oneDNN's f32 there), so with it every product of two or more
-        // rows runs in int8; oneDNN's int8 keeps its measured threshold.
-        int8_min_rows_(std::max<int64_t>(2, int8_kernel_ == cpu::Int8Kernel::HandAvx2 ? 2 : opt.int8_min_rows)) {}
+        // M = 51 as at M = 816, 3x oneDNN's f32 there; 1 x 1024 -> 3072 in 0.035 ms against
+        // 0.116), so with it every GEMM layer runs in int8, π0.5's one-row adaRMS modulation too
+        // (0.47 GB of f32 weights otherwise). oneDNN's int8 keeps its measured threshold.
+        int8_min_rows_(int8_kernel_ == cpu::Int8Kernel::HandAvx2 ? 1 : std::max<int64_t>(2, opt.int8_min_rows)) {}
   std::string name() const override { return "cpu"; }
   Precision precision() const override { return res_.gemm; }
   std::string precision_reason() const override { return res_.reason; }
@@ -156,8 +157,8 @@ class CpuBackend : public Backend {
     r->out = w.dim(0);
     r->in = w.numel() / r->out;
     const bool small = rows_hint > 0 && rows_hint * r->out * r->in <= kTinyMacs && r->out * r->in <= kTinyWeights;
-    // int8: every GEMM layer but the heads, the one-row products (adaRMS modulation: matrix-vector
-    // products gain little and feed every norm) and the small-M ones (BackendOptions::int8_min_rows).
+    // int8: every GEMM layer but the heads; with oneDNN's kernel also not the one-row products
+    // (adaRMS modulation) nor the small-M ones (BackendOptions::int8_min_rows), which it runs slowly.
     if (int8_ && !head && rows_hint >= int8_min_rows_) {
       r->int8 = std::make_unique<cpu::Int8Weights>(cpu::quantize_weights(w, rows_hint, scheme_, int8_kernel_));
       w.release_mapped_pages();  // the s8 copy is all the GEMMs read
