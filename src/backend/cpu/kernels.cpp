@@ -1,5 +1,6 @@
 #include "backend/cpu/kernels.h"
 
+#include "backend/cpu/avx2_math.h"
 #include "backend/cpu/avx512_math.h"
 
 #include <immintrin.h>
@@ -126,6 +127,68 @@ AVX512 float mask_max_avx(float* l, int64_t n, const uint8_t* k_valid, const int
   return _mm512_reduce_max_ps(mx);
 }
 
+// The AVX2 twins of the norms and the softmax exponent, for CPUs without AVX-512: the scalar
+// loops left the SigLIP softmax (85 M exponentials per call at 3 cameras) at 46 GFLOP/s.
+PI0_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Sum of x (or of (x − c)² with `squares`), 8 lanes, masked tail.
+PI0_AVX2 float sum_avx2(const float* x, int64_t n, bool squares, float c) {
+  const __m256 vc = _mm256_set1_ps(c);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = avx2::tail_mask(std::min<int64_t>(8, n - i));
+    const __m256 v = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vc), _mm256_castsi256_ps(m));
+    acc = squares ? _mm256_fmadd_ps(v, v, acc) : _mm256_add_ps(acc, v);
+  }
+  return hsum(acc);
+}
+
+PI0_AVX2 void rms_norm_avx2(const float* x, int64_t n, const float* scale, const float* shift, float eps, float* y) {
+  const float inv = 1.f / std::sqrt(sum_avx2(x, n, true, 0.f) / static_cast<float>(n) + eps);
+  const __m256 vi = _mm256_set1_ps(inv), one = _mm256_set1_ps(1.f);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = avx2::tail_mask(std::min<int64_t>(8, n - i));
+    __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, m), vi);
+    v = _mm256_mul_ps(v, _mm256_add_ps(one, _mm256_maskload_ps(scale + i, m)));
+    if (shift) v = _mm256_add_ps(v, _mm256_maskload_ps(shift + i, m));
+    _mm256_maskstore_ps(y + i, m, v);
+  }
+}
+
+PI0_AVX2 void layer_norm_avx2(const float* x, int64_t n, const float* w, const float* b, float eps, float* y) {
+  const float mean = sum_avx2(x, n, false, 0.f) / static_cast<float>(n);
+  const float inv = 1.f / std::sqrt(sum_avx2(x, n, true, mean) / static_cast<float>(n) + eps);
+  const __m256 vm = _mm256_set1_ps(mean), vi = _mm256_set1_ps(inv);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = avx2::tail_mask(std::min<int64_t>(8, n - i));
+    __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vm), vi);
+    v = _mm256_fmadd_ps(v, _mm256_maskload_ps(w + i, m), _mm256_maskload_ps(b + i, m));
+    _mm256_maskstore_ps(y + i, m, v);
+  }
+}
+
+PI0_AVX2 float exp_sum_avx2(float* x, int64_t n, float sub) {
+  const __m256 vs = _mm256_set1_ps(sub);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = avx2::tail_mask(std::min<int64_t>(8, n - i));
+    const __m256 e = _mm256_and_ps(avx2::exp(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vs)), _mm256_castsi256_ps(m));
+    _mm256_maskstore_ps(x + i, m, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  return hsum(acc);
+}
+
+bool has_avx2_fma() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
 bool cpu_has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
@@ -158,6 +221,7 @@ void to_bf16_scaled(const float* x, int64_t n, float s, uint16_t* y) {
 
 void rms_norm_row(const float* x, int64_t n, const float* scale, const float* shift, float eps, float* y) {
   if (has_avx512()) return rms_norm_avx(x, n, scale, shift, eps, y);
+  if (has_avx2_fma()) return rms_norm_avx2(x, n, scale, shift, eps, y);
   float ss = 0.f;
   for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
   const float inv = 1.f / std::sqrt(ss / static_cast<float>(n) + eps);
@@ -166,6 +230,7 @@ void rms_norm_row(const float* x, int64_t n, const float* scale, const float* sh
 
 void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y) {
   if (has_avx512()) return layer_norm_avx(x, n, w, b, eps, y);
+  if (has_avx2_fma()) return layer_norm_avx2(x, n, w, b, eps, y);
   float mean = 0.f, var = 0.f;
   for (int64_t i = 0; i < n; ++i) mean += x[i];
   mean /= static_cast<float>(n);
@@ -176,6 +241,7 @@ void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, f
 
 float exp_sum_row(float* x, int64_t n, float sub) {
   if (has_avx512()) return exp_sum_avx(x, n, sub);
+  if (has_avx2_fma()) return exp_sum_avx2(x, n, sub);
   float s = 0.f;
   for (int64_t i = 0; i < n; ++i) {
     const float d = x[i] - sub;

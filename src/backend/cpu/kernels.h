@@ -1,5 +1,5 @@
-// Row kernels of the cpu backend: AVX-512 versions chosen at run time, plain C++ otherwise
-// (any x86-64). All take and give f32 except the bf16 conversions.
+// Row kernels of the cpu backend: AVX-512 versions chosen at run time, AVX2 ones for the norms
+// and the softmax exponent where the CPU has only AVX2 + FMA, plain C++ otherwise (any x86-64). All take and give f32 except the bf16 conversions.
 #pragma once
 #include <cstdint>
 
