@@ -8,6 +8,7 @@
 #include <new>
 
 #include "backend/cpu/avx2_math.h"
+#include "backend/cpu/kernels.h"
 #include "pi0/threads.h"
 
 namespace pi0::cpu {
@@ -76,10 +77,7 @@ void free_aligned(void* p) { ::operator delete(p, std::align_val_t{64}); }
 
 }  // namespace
 
-bool gemm_s8_supported() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
+bool gemm_s8_supported() { return has_avx2_fma(); }
 
 S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K) {
   S8Panels p;

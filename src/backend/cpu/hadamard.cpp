@@ -84,8 +84,7 @@ int hadamard_block(int64_t K) {
 
 void fwht_blocks(float* x, int64_t n, int block) {
   if (block >= 16 && has_avx512()) return fwht_avx(x, n, block);
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (block >= 8 && avx2) return fwht_avx2(x, n, block);
+  if (block >= 8 && has_avx2_fma()) return fwht_avx2(x, n, block);
   fwht_scalar(x, n, block);
 }
 

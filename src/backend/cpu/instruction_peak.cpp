@@ -102,8 +102,6 @@ __attribute__((target("avx2"), noinline)) float maddubs_loop(int64_t iters) {
   return s;
 }
 
-bool has_avx2_fma() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-
 }  // namespace
 
 InstructionPeak instruction_peak(Precision p, int bursts, double burst_ms) {

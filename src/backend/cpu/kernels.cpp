@@ -184,11 +184,6 @@ PI0_AVX2 float exp_sum_avx2(float* x, int64_t n, float sub) {
   return hsum(acc);
 }
 
-bool has_avx2_fma() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
-
 bool cpu_has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
@@ -209,6 +204,11 @@ bool isa_allows_avx512() {
 
 bool has_avx512() {
   static const bool ok = cpu_has_avx512() && isa_allows_avx512();
+  return ok;
+}
+
+bool has_avx2_fma() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
 }
 

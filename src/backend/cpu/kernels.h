@@ -6,6 +6,9 @@
 namespace pi0::cpu {
 
 bool has_avx512();
+// AVX2 and FMA: what the AVX2 kernels (int8 GEMM, row kernels, Hadamard) need. PI0_CPU_ISA does
+// not cap it (it only removes AVX-512).
+bool has_avx2_fma();
 
 // The environment variable PI0_CPU_ISA caps the instruction sets the cpu backend uses: unset or
 // "native" = everything this CPU has; "avx2" = no AVX-512 anywhere (our kernels take their
