@@ -34,6 +34,7 @@ struct Server::Impl {
   net::steady_timer accept_retry;
   std::chrono::steady_clock::time_point drain_deadline;
   bool shutting_down = false;   // touched only on the acceptor's strand
+  bool signal_received = false;  // set by the signal handler; read after run() has returned
   bool accept_failing = false;  // likewise: an accept error was logged and not yet cleared
 
   Impl(ServerOptions opt, InferFn infer, Dict metadata)
@@ -117,6 +118,7 @@ struct Server::Impl {
         ioc.stop();
         return;
       }
+      signal_received = true;
       ctx->log("received " + name + " (again to stop at once)");
       net::post(acceptor.get_executor(), [this] { begin_shutdown(); });
       wait_for_signal();
@@ -144,7 +146,17 @@ struct Server::Impl {
 Server::Server(ServerOptions opt, InferFn infer, Dict metadata)
     : impl_(std::make_unique<Impl>(std::move(opt), std::move(infer), std::move(metadata))) {}
 
-Server::~Server() = default;
+Server::~Server() {
+  const bool signalled = impl_->signal_received;
+  impl_.reset();  // the signal_set goes: SIGINT/SIGTERM fall back to their default action
+  // A signal already stopped this server and the process is on its way out (ASan's exit-time leak
+  // check alone takes seconds): a repeated SIGTERM from a supervisor must not turn the clean exit
+  // into a kill by signal.
+  if (signalled) {
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
+  }
+}
 
 std::string Server::url() const {
   beast::error_code ec;
