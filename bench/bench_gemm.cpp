@@ -44,7 +44,7 @@ const GemmShape kShapes[] = {
     {1, 1024, 1024, "time_mlp"},
 };
 
-enum class Impl { OneDnn, OneDnnPacked, Avx512Bf16, Int8, F32Packed, S8Hand };
+enum class Impl { OneDnn, OneDnnPacked, Avx512Bf16, Int8, F32Packed, S8Hand, S8Vnni };
 
 struct Data {
   std::vector<uint16_t> a, w;
@@ -76,6 +76,10 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
     st.SkipWithError("no AVX2 on this CPU");
     return;
   }
+  if (impl == Impl::S8Vnni && !cpu::gemm_s8_vnni_supported()) {
+    st.SkipWithError("no AVX512-VNNI on this CPU");
+    return;
+  }
   if (impl == Impl::OneDnn || impl == Impl::OneDnnPacked) {
     if (!cpu::dnnl_bf16_supported()) {
       st.SkipWithError("no bf16 matmul in oneDNN on this CPU");
@@ -85,11 +89,14 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
   cpu::MatmulSpec f{.M = sh.M, .K = sh.K, .N = sh.N, .lda = sh.K, .b_sk = 1, .b_sn = sh.K, .ldc = sh.N, .bf16 = false};
   if (impl == Impl::F32Packed) packed = cpu::pack_weights(d.wf.data(), sh.N, sh.K, false, sh.M);
   // int8: the whole W8A8 linear the backend runs (Hadamard rotation and quantisation of the rows,
-  // the s8 GEMM: oneDNN's VNNI one or the hand-written AVX2 one, the scaling epilogue), on f32 inputs.
+  // the s8 GEMM: oneDNN's VNNI one or a hand-written one, AVX2 or VNNI; the scaling epilogue), on f32 inputs.
+  const bool int8 = impl == Impl::Int8 || impl == Impl::S8Hand || impl == Impl::S8Vnni;
   cpu::Int8Weights q;
-  if (impl == Impl::Int8 || impl == Impl::S8Hand)
+  if (int8)
     q = cpu::quantize_weights(Tensor::view(DType::BF16, {sh.N, sh.K}, d.w.data(), nullptr), sh.M, cpu::Int8Scheme::Hadamard,
-                              impl == Impl::S8Hand ? cpu::Int8Kernel::HandAvx2 : cpu::Int8Kernel::OneDnnVnni);
+                              impl == Impl::S8Hand   ? cpu::Int8Kernel::HandAvx2
+                              : impl == Impl::S8Vnni ? cpu::Int8Kernel::HandVnni
+                                                     : cpu::Int8Kernel::OneDnnVnni);
   auto once = [&] {
     switch (impl) {
       case Impl::OneDnn: cpu::matmul(s, d.a.data(), d.w.data(), nullptr, d.c.data()); break;
@@ -97,6 +104,7 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
       case Impl::Avx512Bf16: cpu::gemm_bf16_nk(s, d.a.data(), d.w.data(), nullptr, d.c.data()); break;
       case Impl::Int8:
       case Impl::S8Hand:
+      case Impl::S8Vnni:
         cpu::int8_linear({d.af.data(), sh.M, sh.K, sh.K}, q, nullptr, cpu::Post::None, false, {d.c.data(), sh.M, sh.N, sh.N});
         break;
       case Impl::F32Packed: cpu::matmul(f, d.af.data(), *packed, nullptr, d.c.data()); break;
@@ -109,7 +117,7 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
   }
   const double flop = 2.0 * sh.M * sh.K * sh.N;
   st.counters["GFLOP/s"] = benchmark::Counter(flop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["peak"] = impl == Impl::Int8 || impl == Impl::S8Hand ? g_peak_int8 : impl == Impl::F32Packed ? g_peak_f32 : g_peak;
+  st.counters["peak"] = int8 ? g_peak_int8 : impl == Impl::F32Packed ? g_peak_f32 : g_peak;
   st.SetLabel(sh.where);
 }
 
@@ -128,7 +136,8 @@ int main(int argc, char** argv) {
     const std::string name = std::to_string(sh.M) + "x" + std::to_string(sh.K) + "x" + std::to_string(sh.N);
     for (auto [impl, tag] : {std::pair{Impl::OneDnn, "onednn"}, {Impl::OneDnnPacked, "onednn_packed"},
                              {Impl::Avx512Bf16, "avx512bf16"}, {Impl::Int8, "onednn_int8"},
-                             {Impl::F32Packed, "onednn_f32_packed"}, {Impl::S8Hand, "hand_int8"}})
+                             {Impl::F32Packed, "onednn_f32_packed"}, {Impl::S8Hand, "hand_int8"},
+                             {Impl::S8Vnni, "vnni_int8"}})
       benchmark::RegisterBenchmark((name + "/" + tag).c_str(), run, sh, impl)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
   benchmark::Initialize(&argc, argv);

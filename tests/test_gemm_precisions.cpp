@@ -107,3 +107,30 @@ TEST(GemmPrecisions, Int8ZeroRows) {
   cpu->linear(x.mat, *wc, y.mat);
   for (int64_t j = 0; j < 64; ++j) EXPECT_EQ(y.mat.row(2)[j], 0.f);
 }
+
+// Every int8 kernel computes the same exact s32 sums, so the layer's output may differ between
+// kernels only by the epilogue's float rounding (the VNNI kernel applies it in registers, the
+// others in a pass over s32): on tails, K blocks (4304, 9000 > 4096), strided outputs, every
+// post-op and the residual.
+TEST(GemmPrecisions, Int8KernelsAgree) {
+  if (!cpu::gemm_s8_vnni_supported() || !cpu::gemm_s8_supported()) GTEST_SKIP() << "needs AVX512-VNNI and AVX2";
+  std::mt19937 rng(8);
+  for (auto [rows, in, out] : {std::tuple{1, 1024, 3072}, {7, 4304, 1152}, {51, 1024, 130}, {13, 9000, 70}, {6, 36, 17}}) {
+    SCOPED_TRACE(testing::Message() << rows << "x" << in << "->" << out);
+    Tensor w = weight(out, in, rng, DType::BF16), bias = weight(1, out, rng, DType::F32).reshaped({out});
+    const auto avx2 = cpu::quantize_weights(w, rows, cpu::Int8Scheme::Hadamard, cpu::Int8Kernel::HandAvx2);
+    const auto vnni = cpu::quantize_weights(w, rows, cpu::Int8Scheme::Hadamard, cpu::Int8Kernel::HandVnni);
+    M x(rows, in, rng, 1.f, 3);
+    for (cpu::Post post : {cpu::Post::None, cpu::Post::GeluTanh, cpu::Post::Silu})
+      for (bool acc : {false, true}) {
+        M ya(rows, out, rng, 1.f, 2), yv = ya;
+        yv.mat.data = yv.v.data();
+        cpu::int8_linear(x.mat, avx2, bias.data<float>(), post, acc, ya.mat);
+        cpu::int8_linear(x.mat, vnni, bias.data<float>(), post, acc, yv.mat);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < out + 2; ++j)  // the 2 padding columns too: untouched by both
+            ASSERT_NEAR(ya.mat.row(r)[j], yv.mat.row(r)[j], 1e-5f * (1.f + std::abs(ya.mat.row(r)[j])))
+                << "row " << r << " col " << j << " post " << static_cast<int>(post) << " acc " << acc;
+      }
+  }
+}

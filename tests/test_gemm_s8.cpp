@@ -1,6 +1,7 @@
-// The hand-written int8 GEMM is exact (s32 sums of s8 products), so it must equal a plain loop bit
-// for bit: on every tail of its 4-row × 16-channel tiles and 4-byte k-steps, on π0's odd widths,
-// and at the extremes ±127 where a saturating s16 step would show.
+// The hand-written int8 GEMMs are exact (s32 sums of s8 products), so they must equal a plain loop
+// bit for bit: on every tail of their tiles (AVX2: 4 rows × 16 channels; VNNI: 6 rows × 64 channels,
+// K blocks of 4096) and 4-byte k-steps, on π0's odd widths, and at the extremes ±127 where a
+// saturating s16 step (AVX2) or a wrong +128 offset correction (VNNI) would show.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -31,8 +32,10 @@ std::vector<int8_t> padded(const std::vector<int8_t>& a, int64_t M, int64_t K, i
   return p;
 }
 
-void check(int64_t M, int64_t K, int64_t N, std::mt19937& rng, int mode) {
-  SCOPED_TRACE(testing::Message() << M << "x" << K << "x" << N << " mode " << mode);
+enum class Kernel { Avx2, Vnni };
+
+void check(int64_t M, int64_t K, int64_t N, std::mt19937& rng, int mode, Kernel kernel = Kernel::Avx2) {
+  SCOPED_TRACE(testing::Message() << M << "x" << K << "x" << N << " mode " << mode << (kernel == Kernel::Vnni ? " vnni" : " avx2"));
   std::uniform_int_distribution<int> d(-127, 127);
   auto value = [&](int sign) -> int8_t { return static_cast<int8_t>(mode == 0 ? d(rng) : sign * 127); };
   std::vector<int8_t> a(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K));
@@ -43,7 +46,13 @@ void check(int64_t M, int64_t K, int64_t N, std::mt19937& rng, int mode) {
   const std::vector<int8_t> ap = padded(a, M, K, b.Kp);
   const int64_t ldc = N + 3;  // a strided C: columns past N must stay untouched
   std::vector<int32_t> c(static_cast<size_t>(M * ldc), -7);
-  cpu::gemm_s8(ap.data(), b.Kp, M, b, c.data(), ldc);
+  if (kernel == Kernel::Avx2) {
+    cpu::gemm_s8(ap.data(), b.Kp, M, b, c.data(), ldc);
+  } else {
+    std::vector<uint8_t> au(ap.size());  // the +128 offset the quantiser writes for VNNI
+    for (size_t i = 0; i < ap.size(); ++i) au[i] = static_cast<uint8_t>(ap[i] ^ 0x80);
+    cpu::gemm_s8_vnni(au.data(), b.Kp, M, b, c.data(), ldc);
+  }
   const std::vector<int32_t> want = plain(a, w, M, K, N);
   int bad = 0;
   for (int64_t m = 0; m < M; ++m) {
@@ -70,4 +79,21 @@ TEST(GemmS8, ExactAtTheExtremes) {
   if (!cpu::gemm_s8_supported()) GTEST_SKIP() << "no AVX2 on this CPU";
   std::mt19937 rng(12);
   for (int mode : {1, 2}) check(5, 4304, 19, rng, mode);
+}
+
+TEST(GemmS8Vnni, EqualsThePlainLoopOnTailsAndOddWidths) {
+  if (!cpu::gemm_s8_vnni_supported()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  std::mt19937 rng(13);
+  // Rows 1..13 cover every row tail of the 6-row tile, N every panel-group tail of 64 channels,
+  // K = 9000 three K blocks (the last one short).
+  for (auto [M, K, N] : {std::tuple{1, 4, 16}, {1, 1, 1}, {3, 5, 17}, {4, 8, 15}, {5, 7, 33}, {7, 1030, 9},
+                         {51, 1024, 64}, {17, 1152, 70}, {9, 4304, 48}, {2, 2050, 31}, {6, 13, 8}, {13, 64, 129},
+                         {12, 9000, 80}, {8, 256, 200}, {11, 36, 113}})
+    check(M, K, N, rng, 0, Kernel::Vnni);
+}
+
+TEST(GemmS8Vnni, ExactAtTheExtremes) {
+  if (!cpu::gemm_s8_vnni_supported()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  std::mt19937 rng(14);
+  for (int mode : {1, 2}) check(5, 16384, 19, rng, mode, Kernel::Vnni);
 }

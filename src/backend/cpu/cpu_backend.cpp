@@ -64,7 +64,7 @@ Resolved resolve(Precision want) {
                                     " has " + i8.why,
                      .field = "precision", .expected = "auto | f32", .got = "int8"});
       const bool naive = cpu::int8_scheme_from_env() == cpu::Int8Scheme::Naive;
-      const bool hand = i8.kernel == cpu::Int8Kernel::HandAvx2;
+      const bool hand = i8.kernel != cpu::Int8Kernel::OneDnnVnni;
       return {Precision::Int8, fl.precision == Precision::BF16,
               std::string("int8 (requested; W8A8 per-channel/per-token") + (naive ? ", naive" : ", Hadamard-rotated") + ", " +
                   i8.why + " kernel; attention, heads" + (hand ? "" : " and small-M layers") + " in " +
@@ -143,11 +143,11 @@ class CpuBackend : public Backend {
       : res_(resolve(opt.precision)), bf16_(res_.float_bf16), int8_(res_.gemm == Precision::Int8),
         scheme_(int8_ ? cpu::int8_scheme_from_env() : cpu::Int8Scheme::Hadamard),
         int8_kernel_(int8_ ? cpu::int8_support().kernel : cpu::Int8Kernel::HandAvx2),
-        // Our kernel has no small-M penalty (pi0_bench_gemm on an AVX2 Zen 3: 250-285 GOP/s at
+        // Our kernels have no small-M penalty (pi0_bench_gemm on an AVX2 Zen 3: 250-285 GOP/s at
         // M = 51 as at M = 816, 3x oneDNN's f32 there; 1 x 1024 -> 3072 in 0.035 ms against
-        // 0.116), so with it every GEMM layer runs in int8, π0.5's one-row adaRMS modulation too
+        // 0.116), so with them every GEMM layer runs in int8, π0.5's one-row adaRMS modulation too
         // (0.47 GB of f32 weights otherwise). oneDNN's int8 keeps its measured threshold.
-        int8_min_rows_(int8_kernel_ == cpu::Int8Kernel::HandAvx2 ? 1 : std::max<int64_t>(2, opt.int8_min_rows)) {}
+        int8_min_rows_(int8_kernel_ != cpu::Int8Kernel::OneDnnVnni ? 1 : std::max<int64_t>(2, opt.int8_min_rows)) {}
   std::string name() const override { return "cpu"; }
   Precision precision() const override { return res_.gemm; }
   std::string precision_reason() const override { return res_.reason; }

@@ -87,6 +87,7 @@ S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K) {
   p.panels = (N + kNR - 1) / kNR;
   const size_t bytes = static_cast<size_t>(p.panels * kNR * p.Kp);
   p.data = {static_cast<int8_t*>(::operator new(bytes, std::align_val_t{64})), free_aligned};
+  p.comp.assign(static_cast<size_t>(p.panels * kNR), 0);
   int8_t* d = p.data.get();
   parallel_for(p.panels, [&](int64_t p0, int64_t p1) {
     for (int64_t pi = p0; pi < p1; ++pi) {
@@ -94,7 +95,12 @@ S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K) {
       std::memset(panel, 0, static_cast<size_t>(kNR * p.Kp));
       for (int j = 0; j < kNR && pi * kNR + j < N; ++j) {
         const int8_t* src = w + (pi * kNR + j) * K;
-        for (int64_t k = 0; k < K; ++k) panel[(k / 4) * 64 + j * 4 + k % 4] = src[k];
+        int32_t sum = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          panel[(k / 4) * 64 + j * 4 + k % 4] = src[k];
+          sum += src[k];
+        }
+        p.comp[pi * kNR + j] = 128 * sum;
       }
     }
   });

@@ -6,6 +6,9 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
+
+#include "backend/cpu/dnnl_matmul.h"  // Post
 
 namespace pi0::cpu {
 
@@ -15,6 +18,9 @@ namespace pi0::cpu {
 struct S8Panels {
   int64_t N = 0, K = 0, Kp = 0, panels = 0;
   std::unique_ptr<int8_t, void (*)(void*)> data{nullptr, nullptr};
+  // 128 · Σ_k w[n, k] per channel (panels · 16, zero past N): what the VNNI kernel subtracts
+  // because it multiplies activations offset by +128 (vpdpbusd takes u8 × s8).
+  std::vector<int32_t> comp;
 };
 
 // w: [N, K] s8, every value in [−127, 127] (symmetric quantisation never makes −128).
@@ -26,5 +32,30 @@ bool gemm_s8_supported();
 // C = A · Wᵀ. A has rows of lda ≥ b.Kp bytes, values in [−127, 127], zero in columns [K, Kp).
 // C is row-major with row stride ldc ≥ N. Splits the panels over the thread team.
 void gemm_s8(const int8_t* a, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc);
+
+// The same product with AVX512-VNNI (`vpdpbusd`, gemm_s8_vnni.cpp), on the same panels. vpdpbusd
+// multiplies u8 by s8, so A comes offset: a_u8 = a + 128 (a ^ 0x80), any value in columns
+// [K, Kp); the kernel subtracts b.comp, and the s32 result is exact and equal to gemm_s8's (the
+// sums wrap mod 2³² at worst, and the true result fits). 6 rows × 64 channels per register tile
+// (24 zmm accumulators), K in blocks that keep a 64-channel panel group in L2.
+bool gemm_s8_vnni_supported();
+void gemm_s8_vnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc);
+
+// The int8 layer's epilogue, applied by the VNNI kernel as each tile leaves its registers:
+// y = post(acc · row_scale[m] · col_scale[n] + bias[n]) (+ y when accumulate). Saves the s32
+// round trip through memory (53 MB per VLM gate/up product); C then holds only the partial sums
+// of K blocks before the last, so it is touched only where Kp > kVnniKBlock (may be null otherwise).
+constexpr int64_t kVnniKBlock = 4096;  // k per block: a 64-channel panel group's block is 256 KiB, in L2
+struct S8Epilogue {
+  const float* row_scale = nullptr;  // [M]
+  const float* col_scale = nullptr;  // [N]
+  const float* bias = nullptr;       // [N] or null
+  Post post = Post::None;
+  bool accumulate = false;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+void gemm_s8_vnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc,
+                  const S8Epilogue& ep);
 
 }  // namespace pi0::cpu

@@ -33,13 +33,15 @@ PI0_AVX512 float absmax_avx512(const float* x, int64_t n) {
   return _mm512_reduce_max_ps(m);
 }
 
-// q = round(x · inv) (round to nearest even), |q| ≤ 127 by construction of inv.
-PI0_AVX512 void quantize_avx512(const float* x, int64_t n, float inv, int8_t* q) {
+// q = round(x · inv) (round to nearest even), |q| ≤ 127 by construction of inv; with `offset`,
+// q + 128 as u8 (the VNNI kernel's activation operand), i.e. the same byte with its top bit flipped.
+PI0_AVX512 void quantize_avx512(const float* x, int64_t n, float inv, int8_t* q, bool offset) {
   const __m512 vi = _mm512_set1_ps(inv);
+  const __m128i flip = _mm_set1_epi8(offset ? static_cast<char>(0x80) : 0);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
     const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vi));
-    _mm_mask_storeu_epi8(q + i, m, _mm512_cvtsepi32_epi8(v));
+    _mm_mask_storeu_epi8(q + i, m, _mm_xor_si128(_mm512_cvtsepi32_epi8(v), flip));
   }
 }
 
@@ -100,8 +102,11 @@ PI0_AVX2 void epilogue_avx2(const int32_t* acc, int64_t N, float rs, const float
 
 // The row kernels above for this CPU: AVX-512 where allowed, else AVX2 (int8 needs one of them).
 float absmax(const float* x, int64_t n) { return has_avx512() ? absmax_avx512(x, n) : absmax_avx2(x, n); }
-void quantize(const float* x, int64_t n, float inv, int8_t* q) {
-  has_avx512() ? quantize_avx512(x, n, inv, q) : quantize_avx2(x, n, inv, q);
+void quantize(const float* x, int64_t n, float inv, int8_t* q, bool offset) {
+  if (has_avx512()) return quantize_avx512(x, n, inv, q, offset);
+  quantize_avx2(x, n, inv, q);
+  if (offset)  // only reached with PI0_CPU_ISA capping a VNNI CPU's row kernels below AVX-512
+    for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(q[i] ^ 0x80);
 }
 void epilogue_row(const int32_t* acc, int64_t N, float rs, const float* cs, const float* bias, Post post, bool accumulate,
                   float* y) {
@@ -109,12 +114,13 @@ void epilogue_row(const int32_t* acc, int64_t N, float rs, const float* cs, cons
                : epilogue_avx2(acc, N, rs, cs, bias, post, accumulate, y);
 }
 
-// One row of the rotated (or not) values to s8; returns its scale (0 for an all-zero row).
-float quantize_row(float* v, int64_t K, int block, int8_t* q) {
+// One row of the rotated (or not) values to s8 (+128 as u8 with `offset`); returns its scale (0
+// for an all-zero row).
+float quantize_row(float* v, int64_t K, int block, int8_t* q, bool offset = false) {
   if (block > 1) fwht_blocks(v, K, block);
   const float amax = absmax(v, K);
   const float scale = amax > 0 ? amax / 127.f : 0.f;
-  quantize(v, K, scale > 0 ? 1.f / scale : 0.f, q);
+  quantize(v, K, scale > 0 ? 1.f / scale : 0.f, q, offset);
   return scale;
 }
 
@@ -141,6 +147,7 @@ Int8Scheme int8_scheme_from_env() {
 }
 
 Int8Support int8_support() {
+  if (gemm_s8_vnni_supported()) return {true, Int8Kernel::HandVnni, "AVX512-VNNI vpdpbusd"};
   if (dnnl_int8_vnni_supported()) return {true, Int8Kernel::OneDnnVnni, "oneDNN VNNI"};
   if (gemm_s8_supported()) return {true, Int8Kernel::HandAvx2, "AVX2 vpmaddubsw"};
   return {false, Int8Kernel::HandAvx2, "neither AVX512-VNNI nor AVX2+FMA"};
@@ -163,7 +170,7 @@ Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme sche
       r.col_scale[n] = quantize_row(row.data(), r.K, r.block, q.data() + n * r.K) / static_cast<float>(r.block);
     }
   }, 16);
-  if (kernel == Int8Kernel::HandAvx2) r.panels = std::make_shared<const S8Panels>(pack_s8_panels(q.data(), r.N, r.K));
+  if (kernel != Int8Kernel::OneDnnVnni) r.panels = std::make_shared<const S8Panels>(pack_s8_panels(q.data(), r.N, r.K));
   else r.packed = pack_weights_s8(q.data(), r.N, r.K, std::max<int64_t>(1, rows_hint));
   return r;
 }
@@ -171,23 +178,29 @@ Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme sche
 void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y) {
   const int64_t M = x.rows, K = w.K, N = w.N;
   if (M == 0) return;
-  const bool hand = w.kernel == Int8Kernel::HandAvx2;
+  const bool hand = w.kernel != Int8Kernel::OneDnnVnni, vnni = w.kernel == Int8Kernel::HandVnni;
   const int64_t lda = hand ? w.panels->Kp : K;  // the hand kernel reads whole 4-byte k-steps
   thread_local std::vector<int8_t> qa;
   thread_local std::vector<float> rs;
   thread_local std::vector<int32_t> acc;
   int8_t* q = grow(qa, M * lda);
   float* s = grow(rs, M);
-  int32_t* c = grow(acc, M * N);
+  // s32 sums: the VNNI kernel needs them only for K blocks before the last.
+  int32_t* c = vnni && lda <= kVnniKBlock ? nullptr : grow(acc, M * N);
   parallel_for(M, [&](int64_t r0, int64_t r1) {
     thread_local std::vector<float> row;
     float* v = grow(row, K);
     for (int64_t r = r0; r < r1; ++r) {
       std::memcpy(v, x.row(r), sizeof(float) * K);
-      s[r] = quantize_row(v, K, w.block, q + r * lda);
+      s[r] = quantize_row(v, K, w.block, q + r * lda, vnni);
       std::memset(q + r * lda + K, 0, static_cast<size_t>(lda - K));
     }
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, K)));
+  if (vnni) {  // the kernel applies the epilogue itself
+    const S8Epilogue ep{.row_scale = s, .col_scale = w.col_scale.data(), .bias = bias, .post = post,
+                        .accumulate = accumulate, .y = y.data, .ldy = y.ld};
+    return gemm_s8_vnni(reinterpret_cast<const uint8_t*>(q), lda, M, *w.panels, c, N, ep);
+  }
   if (hand) {
     gemm_s8(q, lda, M, *w.panels, c, N);
   } else {
