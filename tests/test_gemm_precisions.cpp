@@ -111,7 +111,7 @@ TEST(GemmPrecisions, Int8ZeroRows) {
 // Every int8 kernel computes the same exact s32 sums, so the layer's output may differ between
 // kernels only by the epilogue's float rounding (the VNNI kernel applies it in registers, the
 // others in a pass over s32): on tails, K blocks (4304, 9000 > 4096), strided outputs, every
-// post-op and the residual.
+// post-op, the residual and the fused GeGLU product.
 TEST(GemmPrecisions, Int8KernelsAgree) {
   if (!cpu::gemm_s8_vnni_supported() || !cpu::gemm_s8_supported()) GTEST_SKIP() << "needs AVX512-VNNI and AVX2";
   std::mt19937 rng(8);
@@ -125,8 +125,10 @@ TEST(GemmPrecisions, Int8KernelsAgree) {
       for (bool acc : {false, true}) {
         M ya(rows, out, rng, 1.f, 2), yv = ya;
         yv.mat.data = yv.v.data();
-        cpu::int8_linear(x.mat, avx2, bias.data<float>(), post, acc, ya.mat);
-        cpu::int8_linear(x.mat, vnni, bias.data<float>(), post, acc, yv.mat);
+        M mul(rows, out, rng, 1.f, 1);  // GeGLU's fused gate factor, on half the combinations
+        const Mat* mp = acc == (post == cpu::Post::GeluTanh) ? &mul.mat : nullptr;
+        cpu::int8_linear(x.mat, avx2, bias.data<float>(), post, acc, ya.mat, mp);
+        cpu::int8_linear(x.mat, vnni, bias.data<float>(), post, acc, yv.mat, mp);
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t j = 0; j < out + 2; ++j)  // the 2 padding columns too: untouched by both
             ASSERT_NEAR(ya.mat.row(r)[j], yv.mat.row(r)[j], 1e-5f * (1.f + std::abs(ya.mat.row(r)[j])))

@@ -200,6 +200,11 @@ class CpuBackend : public Backend {
     const int64_t M = x.rows, F = g.out;
     if (g.int8 || u.int8 || d.int8) {  // f32 intermediates; each product quantises its own input
       linear(x, g, gate_buf, Epilogue::GeluTanh, false);
+      if (u.int8) {  // up's epilogue multiplies by gelu(gate): no separate pass over [M, F]
+        cpu::int8_linear(x, *u.int8, u.has_bias ? u.bias.data() : nullptr, cpu::Post::None, false, up_buf, &gate_buf);
+        linear(up_buf, d, y, Epilogue::None, accumulate);
+        return;
+      }
       linear(x, u, up_buf, Epilogue::None, false);
       multiply_rows(gate_buf, up_buf);
       linear(gate_buf, d, y, Epilogue::None, accumulate);

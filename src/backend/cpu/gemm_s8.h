@@ -42,7 +42,8 @@ bool gemm_s8_vnni_supported();
 void gemm_s8_vnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc);
 
 // The int8 layer's epilogue, applied by the VNNI kernel as each tile leaves its registers:
-// y = post(acc · row_scale[m] · col_scale[n] + bias[n]) (+ y when accumulate). Saves the s32
+// y = post(acc · row_scale[m] · col_scale[n] + bias[n]) (· mul[m, n] when mul) (+ y when
+// accumulate). `mul` fuses GeGLU's gelu(gate) ⊙ up into the up product. Saves the s32
 // round trip through memory (53 MB per VLM gate/up product); C then holds only the partial sums
 // of K blocks before the last, so it is touched only where Kp > kVnniKBlock (may be null otherwise).
 constexpr int64_t kVnniKBlock = 4096;  // k per block: a 64-channel panel group's block is 256 KiB, in L2
@@ -54,6 +55,8 @@ struct S8Epilogue {
   bool accumulate = false;
   float* y = nullptr;
   int64_t ldy = 0;
+  const float* mul = nullptr;  // [M, N] with row stride ldmul, or null
+  int64_t ldmul = 0;
 };
 void gemm_s8_vnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc,
                   const S8Epilogue& ep);

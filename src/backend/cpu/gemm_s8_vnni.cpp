@@ -36,12 +36,14 @@ PI0_VNNI inline __m512i bcast4(const uint8_t* p) {
   return _mm512_set1_epi32(word);
 }
 
-// The epilogue of one row's 16 channels (mask m) with the exact s32 sums v.
-PI0_VNNI inline void finish(__m512i v, __mmask16 m, float rs, int64_t n, const S8Epilogue& ep, float* y) {
+// The epilogue of one row's 16 channels (mask m) with the exact s32 sums v; mul: that row's
+// factors for these channels (null without ep.mul).
+PI0_VNNI inline void finish(__m512i v, __mmask16 m, float rs, int64_t n, const S8Epilogue& ep, const float* mul, float* y) {
   __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(_mm512_set1_ps(rs), _mm512_maskz_loadu_ps(m, ep.col_scale + n)));
   if (ep.bias) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(m, ep.bias + n));
   if (ep.post == Post::GeluTanh) f = avx512::gelu_tanh(f);
   else if (ep.post == Post::Silu) f = avx512::silu(f);
+  if (mul) f = _mm512_mul_ps(f, _mm512_maskz_loadu_ps(m, mul));
   if (ep.accumulate) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(m, y));
   _mm512_mask_storeu_ps(y, m, f);
 }
@@ -80,10 +82,12 @@ PI0_VNNI void tile(const uint8_t* a, int64_t lda, const int8_t* panel, int64_t p
     for (int r = 0; r < MR; ++r) {
       const float rs = ep->row_scale[m0 + r];
       float* y = ep->y + (m0 + r) * ep->ldy + n0;
+      const float* mul = ep->mul ? ep->mul + (m0 + r) * ep->ldmul + n0 : nullptr;
 #pragma GCC unroll 4
       for (int p = 0; p < NP; ++p)
         finish(_mm512_sub_epi32(acc[r][p], _mm512_loadu_si512(comp + p * kNR)),
-               p == NP - 1 ? tail : static_cast<__mmask16>(0xffff), rs, n0 + p * kNR, *ep, y + p * kNR);
+               p == NP - 1 ? tail : static_cast<__mmask16>(0xffff), rs, n0 + p * kNR, *ep, mul ? mul + p * kNR : nullptr,
+               y + p * kNR);
     }
     return;
   }

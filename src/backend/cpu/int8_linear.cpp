@@ -175,7 +175,8 @@ Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme sche
   return r;
 }
 
-void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y) {
+void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y,
+                 const Mat* mul) {
   const int64_t M = x.rows, K = w.K, N = w.N;
   if (M == 0) return;
   const bool hand = w.kernel != Int8Kernel::OneDnnVnni, vnni = w.kernel == Int8Kernel::HandVnni;
@@ -198,7 +199,8 @@ void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post pos
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, K)));
   if (vnni) {  // the kernel applies the epilogue itself
     const S8Epilogue ep{.row_scale = s, .col_scale = w.col_scale.data(), .bias = bias, .post = post,
-                        .accumulate = accumulate, .y = y.data, .ldy = y.ld};
+                        .accumulate = accumulate, .y = y.data, .ldy = y.ld, .mul = mul ? mul->data : nullptr,
+                        .ldmul = mul ? mul->ld : 0};
     return gemm_s8_vnni(reinterpret_cast<const uint8_t*>(q), lda, M, *w.panels, c, N, ep);
   }
   if (hand) {
@@ -208,7 +210,17 @@ void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post pos
     matmul(spec, q, *w.packed, nullptr, c);
   }
   parallel_for(M, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) epilogue_row(c + r * N, N, s[r], w.col_scale.data(), bias, post, accumulate, y.row(r));
+    for (int64_t r = r0; r < r1; ++r) {
+      if (!mul) {
+        epilogue_row(c + r * N, N, s[r], w.col_scale.data(), bias, post, accumulate, y.row(r));
+        continue;
+      }
+      float* yr = y.row(r);  // y = post(·) ⊙ mul (+ y): the product through a row of scratch
+      thread_local std::vector<float> t;
+      float* tr = grow(t, N);
+      epilogue_row(c + r * N, N, s[r], w.col_scale.data(), bias, post, false, tr);
+      for (int64_t j = 0; j < N; ++j) yr[j] = (accumulate ? yr[j] : 0.f) + tr[j] * mul->row(r)[j];
+    }
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, N)));
 }
 

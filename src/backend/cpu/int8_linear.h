@@ -47,7 +47,9 @@ struct Int8Weights {
 // w: [N, K] F32/BF16/F16 (a view into a map is fine: read once, row by row).
 Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme scheme, Int8Kernel kernel);
 
-// y (=|+=) post(x·Wᵀ · scales + bias). bias null or [N]. Thread-safe (per-thread scratch).
-void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y);
+// y (=|+=) post(x·Wᵀ · scales + bias) (⊙ *mul, elementwise, when given: GeGLU's gate). bias null
+// or [N]. Thread-safe (per-thread scratch).
+void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y,
+                 const Mat* mul = nullptr);
 
 }  // namespace pi0::cpu
