@@ -74,7 +74,7 @@ TEST(Hadamard, BlockIsTheLargestPowerOfTwoDividingK) {
 TEST(Hadamard, TransformIsOrthogonalUpToScaleAndMatchesTheDefinition) {
   std::mt19937 rng(3);
   std::normal_distribution<float> n(0.f, 1.f);
-  for (int block : {1, 2, 4, 8, 16, 32, 128, 2048}) {
+  for (int block : {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 2048}) {
     SCOPED_TRACE(block);
     const int64_t len = 3 * block;
     std::vector<float> x(len), y;

@@ -41,13 +41,27 @@ AVX512 void fwht_avx(float* x, int64_t n, int block) {
   for (int64_t b = 0; b < n; b += block) {
     float* y = x + b;
     for (int i = 0; i < block; i += 16) _mm512_storeu_ps(y + i, fwht16(_mm512_loadu_ps(y + i)));
-    for (int h = 16; h < block; h *= 2)
-      for (int i = 0; i < block; i += 2 * h)
+    // Two levels (h, 2h) per pass over the row: half the loads and stores of one level per pass
+    // (a 2048 block: 4 passes instead of 7), the bulk of quantising an int8 layer's input.
+    int h = 16;
+    for (; 4 * h <= block; h *= 4)
+      for (int i = 0; i < block; i += 4 * h)
         for (int j = i; j < i + h; j += 16) {
-          const __m512 u = _mm512_loadu_ps(y + j), v = _mm512_loadu_ps(y + j + h);
-          _mm512_storeu_ps(y + j, _mm512_add_ps(u, v));
-          _mm512_storeu_ps(y + j + h, _mm512_sub_ps(u, v));
+          const __m512 a = _mm512_loadu_ps(y + j), b = _mm512_loadu_ps(y + j + h), c = _mm512_loadu_ps(y + j + 2 * h),
+                       d = _mm512_loadu_ps(y + j + 3 * h);
+          const __m512 ab = _mm512_add_ps(a, b), a_b = _mm512_sub_ps(a, b), cd = _mm512_add_ps(c, d),
+                       c_d = _mm512_sub_ps(c, d);
+          _mm512_storeu_ps(y + j, _mm512_add_ps(ab, cd));
+          _mm512_storeu_ps(y + j + h, _mm512_add_ps(a_b, c_d));
+          _mm512_storeu_ps(y + j + 2 * h, _mm512_sub_ps(ab, cd));
+          _mm512_storeu_ps(y + j + 3 * h, _mm512_sub_ps(a_b, c_d));
         }
+    if (h < block)  // one level left
+      for (int j = 0; j < h; j += 16) {
+        const __m512 u = _mm512_loadu_ps(y + j), v = _mm512_loadu_ps(y + j + h);
+        _mm512_storeu_ps(y + j, _mm512_add_ps(u, v));
+        _mm512_storeu_ps(y + j + h, _mm512_sub_ps(u, v));
+      }
   }
 }
 
