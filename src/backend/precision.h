@@ -16,10 +16,10 @@ std::string precision_name(Precision p);
 // What the backend is asked for at creation.
 struct BackendOptions {
   Precision precision = Precision::Auto;
-  // int8 applies to layers that typically see at least this many rows; smaller products stay in
-  // float. oneDNN 2.6's int8 brgemm is slow at small M: full-size π0's denoise step (M = 51) took
-  // 3.4 s in int8 against 0.97 s in bf16 on the Intel VM, while the 816-row prefix ran 3.4× faster
-  // in int8. Tests lower it to cover every layer of the tiny models.
+  // Only where int8 runs on oneDNN's kernel (no longer the default on any CPU: ours run every
+  // layer): int8 applies to layers that typically see at least this many rows, smaller products
+  // stay in float. oneDNN 2.6's int8 brgemm was slow at small M on the Intel VM (full-size π0's
+  // denoise step, M = 51: 3.4 s in int8 against 0.97 s in bf16).
   int64_t int8_min_rows = 128;
 };
 

@@ -105,7 +105,7 @@ float absmax(const float* x, int64_t n) { return has_avx512() ? absmax_avx512(x,
 void quantize(const float* x, int64_t n, float inv, int8_t* q, bool offset) {
   if (has_avx512()) return quantize_avx512(x, n, inv, q, offset);
   quantize_avx2(x, n, inv, q);
-  if (offset)  // only reached with PI0_CPU_ISA capping a VNNI CPU's row kernels below AVX-512
+  if (offset)  // not reached today (the VNNI kernel implies AVX-512); correct for any caller
     for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(q[i] ^ 0x80);
 }
 void epilogue_row(const int32_t* acc, int64_t N, float rs, const float* cs, const float* bias, Post post, bool accumulate,
