@@ -44,7 +44,7 @@ const GemmShape kShapes[] = {
     {1, 1024, 1024, "time_mlp"},
 };
 
-enum class Impl { OneDnn, OneDnnPacked, Avx512Bf16, Int8, F32Packed, S8Hand, S8Vnni };
+enum class Impl { OneDnn, OneDnnPacked, Avx512Bf16, Int8, F32Packed, S8Hand, S8Vnni, S8AvxVnni };
 
 struct Data {
   std::vector<uint16_t> a, w;
@@ -80,6 +80,10 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
     st.SkipWithError("no AVX512-VNNI on this CPU");
     return;
   }
+  if (impl == Impl::S8AvxVnni && !cpu::gemm_s8_avxvnni_supported()) {
+    st.SkipWithError("no AVX-VNNI on this CPU");
+    return;
+  }
   if (impl == Impl::OneDnn || impl == Impl::OneDnnPacked) {
     if (!cpu::dnnl_bf16_supported()) {
       st.SkipWithError("no bf16 matmul in oneDNN on this CPU");
@@ -90,12 +94,13 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
   if (impl == Impl::F32Packed) packed = cpu::pack_weights(d.wf.data(), sh.N, sh.K, false, sh.M);
   // int8: the whole W8A8 linear the backend runs (Hadamard rotation and quantisation of the rows,
   // the s8 GEMM: oneDNN's VNNI one or a hand-written one, AVX2 or VNNI; the scaling epilogue), on f32 inputs.
-  const bool int8 = impl == Impl::Int8 || impl == Impl::S8Hand || impl == Impl::S8Vnni;
+  const bool int8 = impl == Impl::Int8 || impl == Impl::S8Hand || impl == Impl::S8Vnni || impl == Impl::S8AvxVnni;
   cpu::Int8Weights q;
   if (int8)
     q = cpu::quantize_weights(Tensor::view(DType::BF16, {sh.N, sh.K}, d.w.data(), nullptr), sh.M, cpu::Int8Scheme::Hadamard,
                               impl == Impl::S8Hand   ? cpu::Int8Kernel::HandAvx2
                               : impl == Impl::S8Vnni ? cpu::Int8Kernel::HandVnni
+                              : impl == Impl::S8AvxVnni ? cpu::Int8Kernel::HandAvxVnni
                                                      : cpu::Int8Kernel::OneDnnVnni);
   auto once = [&] {
     switch (impl) {
@@ -105,6 +110,7 @@ void run(benchmark::State& st, GemmShape sh, Impl impl) {
       case Impl::Int8:
       case Impl::S8Hand:
       case Impl::S8Vnni:
+      case Impl::S8AvxVnni:
         cpu::int8_linear({d.af.data(), sh.M, sh.K, sh.K}, q, nullptr, cpu::Post::None, false, {d.c.data(), sh.M, sh.N, sh.N});
         break;
       case Impl::F32Packed: cpu::matmul(f, d.af.data(), *packed, nullptr, d.c.data()); break;
@@ -137,7 +143,7 @@ int main(int argc, char** argv) {
     for (auto [impl, tag] : {std::pair{Impl::OneDnn, "onednn"}, {Impl::OneDnnPacked, "onednn_packed"},
                              {Impl::Avx512Bf16, "avx512bf16"}, {Impl::Int8, "onednn_int8"},
                              {Impl::F32Packed, "onednn_f32_packed"}, {Impl::S8Hand, "hand_int8"},
-                             {Impl::S8Vnni, "vnni_int8"}})
+                             {Impl::S8Vnni, "vnni_int8"}, {Impl::S8AvxVnni, "avxvnni_int8"}})
       benchmark::RegisterBenchmark((name + "/" + tag).c_str(), run, sh, impl)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
   benchmark::Initialize(&argc, argv);

@@ -32,10 +32,10 @@ std::vector<int8_t> padded(const std::vector<int8_t>& a, int64_t M, int64_t K, i
   return p;
 }
 
-enum class Kernel { Avx2, Vnni };
+enum class Kernel { Avx2, Vnni, AvxVnni };
 
 void check(int64_t M, int64_t K, int64_t N, std::mt19937& rng, int mode, Kernel kernel = Kernel::Avx2) {
-  SCOPED_TRACE(testing::Message() << M << "x" << K << "x" << N << " mode " << mode << (kernel == Kernel::Vnni ? " vnni" : " avx2"));
+  SCOPED_TRACE(testing::Message() << M << "x" << K << "x" << N << " mode " << mode << (kernel == Kernel::Vnni ? " vnni" : kernel == Kernel::AvxVnni ? " avx-vnni" : " avx2"));
   std::uniform_int_distribution<int> d(-127, 127);
   auto value = [&](int sign) -> int8_t { return static_cast<int8_t>(mode == 0 ? d(rng) : sign * 127); };
   std::vector<int8_t> a(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K));
@@ -51,7 +51,8 @@ void check(int64_t M, int64_t K, int64_t N, std::mt19937& rng, int mode, Kernel 
   } else {
     std::vector<uint8_t> au(ap.size());  // the +128 offset the quantiser writes for VNNI
     for (size_t i = 0; i < ap.size(); ++i) au[i] = static_cast<uint8_t>(ap[i] ^ 0x80);
-    cpu::gemm_s8_vnni(au.data(), b.Kp, M, b, c.data(), ldc);
+    if (kernel == Kernel::Vnni) cpu::gemm_s8_vnni(au.data(), b.Kp, M, b, c.data(), ldc);
+    else cpu::gemm_s8_avxvnni(au.data(), b.Kp, M, b, c.data(), ldc);
   }
   const std::vector<int32_t> want = plain(a, w, M, K, N);
   int bad = 0;
@@ -96,4 +97,18 @@ TEST(GemmS8Vnni, ExactAtTheExtremes) {
   if (!cpu::gemm_s8_vnni_supported()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   std::mt19937 rng(14);
   for (int mode : {1, 2}) check(5, 16384, 19, rng, mode, Kernel::Vnni);
+}
+
+TEST(GemmS8AvxVnni, EqualsThePlainLoopOnTailsAndOddWidths) {
+  if (!cpu::gemm_s8_avxvnni_supported()) GTEST_SKIP() << "no AVX-VNNI on this CPU";
+  std::mt19937 rng(15);
+  for (auto [M, K, N] : {std::tuple{1, 4, 16}, {1, 1, 1}, {3, 5, 17}, {4, 8, 15}, {5, 7, 33}, {7, 1030, 9},
+                         {51, 1024, 64}, {17, 1152, 70}, {9, 4304, 48}, {2, 2050, 31}, {6, 13, 8}, {13, 64, 129}})
+    check(M, K, N, rng, 0, Kernel::AvxVnni);
+}
+
+TEST(GemmS8AvxVnni, ExactAtTheExtremes) {
+  if (!cpu::gemm_s8_avxvnni_supported()) GTEST_SKIP() << "no AVX-VNNI on this CPU";
+  std::mt19937 rng(16);
+  for (int mode : {1, 2}) check(5, 16384, 19, rng, mode, Kernel::AvxVnni);
 }

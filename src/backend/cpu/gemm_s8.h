@@ -41,6 +41,13 @@ void gemm_s8(const int8_t* a, int64_t lda, int64_t M, const S8Panels& b, int32_t
 bool gemm_s8_vnni_supported();
 void gemm_s8_vnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc);
 
+// AVX-VNNI: the VEX `vpdpbusd` on ymm, for CPUs that have it without AVX-512 (Intel Alder Lake
+// and later clients, Sierra Forest): the same panels (a k-step is two ymm), 6 rows × 16 channels
+// per register tile, A offset to u8 as above, exact s32 out (the layer's epilogue pass finishes
+// it, as for gemm_s8). Allowed under PI0_CPU_ISA=avx2: it is not AVX-512.
+bool gemm_s8_avxvnni_supported();
+void gemm_s8_avxvnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc);
+
 // The int8 layer's epilogue, applied by the VNNI kernel as each tile leaves its registers:
 // y = post(acc · row_scale[m] · col_scale[n] + bias[n]) (· mul[m, n] when mul) (+ y when
 // accumulate). `mul` fuses GeGLU's gelu(gate) ⊙ up into the up product. Saves the s32

@@ -1,5 +1,6 @@
-// The int8 GEMM on AVX512-VNNI (gemm_s8.h): one `vpdpbusd` per 16 channels × 4 k per row, on the
-// panels the AVX2 kernel reads (a panel's k-step is exactly one zmm). oneDNN 2.6's VNNI brgemm is
+// The int8 GEMMs on VNNI (gemm_s8.h). AVX512-VNNI: one `vpdpbusd` per 16 channels × 4 k per row, on
+// the panels the AVX2 kernel reads (a panel's k-step is exactly one zmm). AVX-VNNI (no AVX-512):
+// the VEX form on ymm, two per panel k-step. oneDNN 2.6's VNNI brgemm is
 // slow at the action expert's 51 rows; this kernel has no small-M penalty, and it is measured
 // against oneDNN per shape in bench/bench_gemm.cpp (rows `onednn_int8`, `vnni_int8`).
 #include <immintrin.h>
@@ -7,12 +8,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cpu/avx2_math.h"
 #include "backend/cpu/avx512_math.h"
 #include "backend/cpu/gemm_s8.h"
 #include "backend/cpu/kernels.h"
 #include "pi0/threads.h"
 
 #define PI0_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define PI0_AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
 
 namespace pi0::cpu {
 
@@ -21,6 +24,7 @@ namespace {
 constexpr int kNR = 16;          // channels per panel (one zmm of s32)
 constexpr int kMR = 6;           // rows per register tile
 constexpr int kNP = 4;           // panels per register tile: 6 × 4 = 24 accumulators + 4 weights
+                                 // (8 × 3 measured 1-4% slower on the Zen 5)
 constexpr int64_t kKc = kVnniKBlock;
 
 // acc += a (u8) · w (s8), 4 bytes per lane. Inline asm, not _mm512_dpbusd_epi32: GCC 12 copies
@@ -139,7 +143,74 @@ void run(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t
   }, grain);
 }
 
+// AVX-VNNI: acc += a (u8) · w (s8) on ymm. "{vex}" forces the VEX encoding (registers 0-15 only,
+// the "x" constraint), the only one a CPU without AVX-512 decodes.
+PI0_AVXVNNI inline void dpbusd_vex(__m256i& acc, __m256i a, __m256i w) {
+  __m256i t = acc;  // an asm operand of an array element kept the array on the stack
+  __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(t) : "x"(a), "x"(w));
+  acc = t;
+}
+
+// Rows [0, MR) against one panel over every k-step: 2 accumulators per row (12 + 2 weights + the
+// broadcast fit the 16 ymm registers); exact s32 to C, `cols` ≤ 16 of them.
+template <int MR>
+PI0_AVXVNNI void tile_ymm(const uint8_t* a, int64_t lda, const int8_t* panel, int64_t ksteps, const int32_t* comp, int cols,
+                          int32_t* c, int64_t ldc) {
+  __m256i lo[MR], hi[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) lo[r] = hi[r] = _mm256_setzero_si256();
+  for (int64_t s = 0; s < ksteps; ++s) {
+    const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(panel + s * 64));
+    const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(panel + s * 64 + 32));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      int32_t word;
+      std::memcpy(&word, a + r * lda + s * 4, 4);
+      const __m256i av = _mm256_set1_epi32(word);
+      dpbusd_vex(lo[r], av, w0);
+      dpbusd_vex(hi[r], av, w1);
+    }
+  }
+  const __m256i c0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp));
+  const __m256i c1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp + 8));
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    const __m256i vlo = _mm256_sub_epi32(lo[r], c0), vhi = _mm256_sub_epi32(hi[r], c1);
+    int32_t* row = c + r * ldc;
+    if (cols == kNR) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(row), vlo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + 8), vhi);
+    } else {
+      _mm256_maskstore_epi32(row, avx2::tail_mask(std::min(cols, 8)), vlo);
+      if (cols > 8) _mm256_maskstore_epi32(row + 8, avx2::tail_mask(cols - 8), vhi);
+    }
+  }
+}
+
+using TileYmmFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, const int32_t*, int, int32_t*, int64_t);
+constexpr TileYmmFn kTilesYmm[kMR + 1] = {nullptr,     tile_ymm<1>, tile_ymm<2>, tile_ymm<3>,
+                                          tile_ymm<4>, tile_ymm<5>, tile_ymm<6>};
+
 }  // namespace
+
+bool gemm_s8_avxvnni_supported() { return has_avx2_fma() && __builtin_cpu_supports("avxvnni"); }
+
+void gemm_s8_avxvnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc) {
+  if (M == 0 || b.N == 0) return;
+  const int64_t ksteps = b.Kp / 4;
+  // As gemm_s8: a task is one 16-channel panel (≤ 256 KiB, in L2) over every row.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, M * b.Kp * kNR));
+  parallel_for(b.panels, [&](int64_t p0, int64_t p1) {
+    for (int64_t pi = p0; pi < p1; ++pi) {
+      const int8_t* panel = b.data.get() + pi * kNR * b.Kp;
+      const int cols = static_cast<int>(std::min<int64_t>(kNR, b.N - pi * kNR));
+      for (int64_t r = 0; r < M; r += kMR) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMR, M - r));
+        kTilesYmm[mr](a_u8 + r * lda, lda, panel, ksteps, b.comp.data() + pi * kNR, cols, c + r * ldc + pi * kNR, ldc);
+      }
+    }
+  }, grain);
+}
 
 bool gemm_s8_vnni_supported() { return has_avx512() && __builtin_cpu_supports("avx512vnni"); }
 

@@ -73,16 +73,17 @@ PI0_AVX2 float absmax_avx2(const float* x, int64_t n) {
 }
 
 // As quantize_avx512: vcvtps2dq rounds to nearest even, packs saturate (never reached: |q| ≤ 127).
-PI0_AVX2 void quantize_avx2(const float* x, int64_t n, float inv, int8_t* q) {
+PI0_AVX2 void quantize_avx2(const float* x, int64_t n, float inv, int8_t* q, bool offset) {
   const __m256 vi = _mm256_set1_ps(inv);
+  const int64_t flip = offset ? static_cast<int64_t>(0x8080808080808080ull) : 0;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
     const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    const int64_t b = _mm_cvtsi128_si64(_mm_packs_epi16(w, w));
+    const int64_t b = _mm_cvtsi128_si64(_mm_packs_epi16(w, w)) ^ flip;
     std::memcpy(q + i, &b, 8);
   }
-  for (; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * inv));
+  for (; i < n; ++i) q[i] = static_cast<int8_t>(static_cast<int>(std::nearbyint(x[i] * inv)) ^ (offset ? 0x80 : 0));
 }
 
 PI0_AVX2 void epilogue_avx2(const int32_t* acc, int64_t N, float rs, const float* cs, const float* bias, Post post,
@@ -103,10 +104,7 @@ PI0_AVX2 void epilogue_avx2(const int32_t* acc, int64_t N, float rs, const float
 // The row kernels above for this CPU: AVX-512 where allowed, else AVX2 (int8 needs one of them).
 float absmax(const float* x, int64_t n) { return has_avx512() ? absmax_avx512(x, n) : absmax_avx2(x, n); }
 void quantize(const float* x, int64_t n, float inv, int8_t* q, bool offset) {
-  if (has_avx512()) return quantize_avx512(x, n, inv, q, offset);
-  quantize_avx2(x, n, inv, q);
-  if (offset)  // not reached today (the VNNI kernel implies AVX-512); correct for any caller
-    for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(q[i] ^ 0x80);
+  has_avx512() ? quantize_avx512(x, n, inv, q, offset) : quantize_avx2(x, n, inv, q, offset);
 }
 void epilogue_row(const int32_t* acc, int64_t N, float rs, const float* cs, const float* bias, Post post, bool accumulate,
                   float* y) {
@@ -148,6 +146,7 @@ Int8Scheme int8_scheme_from_env() {
 
 Int8Support int8_support() {
   if (gemm_s8_vnni_supported()) return {true, Int8Kernel::HandVnni, "AVX512-VNNI vpdpbusd"};
+  if (gemm_s8_avxvnni_supported()) return {true, Int8Kernel::HandAvxVnni, "AVX-VNNI vpdpbusd (ymm)"};
   if (dnnl_int8_vnni_supported()) return {true, Int8Kernel::OneDnnVnni, "oneDNN VNNI"};
   if (gemm_s8_supported()) return {true, Int8Kernel::HandAvx2, "AVX2 vpmaddubsw"};
   return {false, Int8Kernel::HandAvx2, "neither AVX512-VNNI nor AVX2+FMA"};
@@ -179,7 +178,8 @@ void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post pos
                  const Mat* mul) {
   const int64_t M = x.rows, K = w.K, N = w.N;
   if (M == 0) return;
-  const bool hand = w.kernel != Int8Kernel::OneDnnVnni, vnni = w.kernel == Int8Kernel::HandVnni;
+  const bool hand = w.kernel != Int8Kernel::OneDnnVnni, vnni = w.kernel == Int8Kernel::HandVnni,
+             avxvnni = w.kernel == Int8Kernel::HandAvxVnni;
   const int64_t lda = hand ? w.panels->Kp : K;  // the hand kernel reads whole 4-byte k-steps
   thread_local std::vector<int8_t> qa;
   thread_local std::vector<float> rs;
@@ -193,7 +193,7 @@ void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post pos
     float* v = grow(row, K);
     for (int64_t r = r0; r < r1; ++r) {
       std::memcpy(v, x.row(r), sizeof(float) * K);
-      s[r] = quantize_row(v, K, w.block, q + r * lda, vnni);
+      s[r] = quantize_row(v, K, w.block, q + r * lda, vnni || avxvnni);
       std::memset(q + r * lda + K, 0, static_cast<size_t>(lda - K));
     }
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, K)));
@@ -203,7 +203,9 @@ void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post pos
                         .ldmul = mul ? mul->ld : 0};
     return gemm_s8_vnni(reinterpret_cast<const uint8_t*>(q), lda, M, *w.panels, c, N, ep);
   }
-  if (hand) {
+  if (avxvnni) {
+    gemm_s8_avxvnni(reinterpret_cast<const uint8_t*>(q), lda, M, *w.panels, c, N);
+  } else if (hand) {
     gemm_s8(q, lda, M, *w.panels, c, N);
   } else {
     MatmulSpec spec{.M = M, .K = K, .N = N, .lda = K, .b_sk = 1, .b_sn = K, .ldc = N, .s8 = true};

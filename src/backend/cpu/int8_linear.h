@@ -23,10 +23,11 @@ enum class Int8Scheme { Naive, Hadamard };
 Int8Scheme int8_scheme_from_env();
 
 // Which s8 GEMM runs the products. HandVnni (gemm_s8_vnni) and OneDnnVnni need AVX512-VNNI;
-// HandAvx2 (gemm_s8) runs on any CPU with AVX2 and FMA. HandVnni is what VNNI CPUs run (faster
-// than oneDNN 2.6's on every π0 shape measured, see README "GEMM kernels"); OneDnnVnni stays for
-// the comparison (bench_gemm's `onednn_int8` row).
-enum class Int8Kernel { OneDnnVnni, HandAvx2, HandVnni };
+// HandAvxVnni (gemm_s8_avxvnni) AVX-VNNI; HandAvx2 (gemm_s8) runs on any CPU with AVX2 and FMA.
+// int8_support picks the first of HandVnni, HandAvxVnni, HandAvx2 the CPU has (ours beat oneDNN
+// 2.6's on 12 of π0's 14 shapes, see README "GEMM kernels"); OneDnnVnni stays for the comparison
+// (bench_gemm's `onednn_int8` row).
+enum class Int8Kernel { OneDnnVnni, HandAvx2, HandVnni, HandAvxVnni };
 // The kernel for this CPU (within PI0_CPU_ISA), or none: the message says what is missing.
 struct Int8Support {
   bool ok = false;
@@ -41,7 +42,7 @@ struct Int8Weights {
   Int8Kernel kernel = Int8Kernel::OneDnnVnni;
   std::vector<float> col_scale;   // per output channel, with the 1/block of the rotation folded in
   std::shared_ptr<const PackedWeights> packed;  // OneDnnVnni
-  std::shared_ptr<const S8Panels> panels;       // HandAvx2, HandVnni
+  std::shared_ptr<const S8Panels> panels;       // our kernels
 };
 
 // w: [N, K] F32/BF16/F16 (a view into a map is fine: read once, row by row).
