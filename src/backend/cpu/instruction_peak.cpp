@@ -67,6 +67,30 @@ __attribute__((target("avx512f,avx512vnni"), noinline)) float vnni_loop(int64_t 
   return s;
 }
 
+// AVX-VNNI without AVX-512: the VEX vpdpbusd on ymm (gemm_s8_avxvnni), 12 accumulators.
+__attribute__((target("avx2,avxvnni"), noinline)) float vnni_ymm_loop(int64_t iters) {
+  constexpr int n = 12;
+  __m256i acc[n];
+  for (auto& a : acc) a = _mm256_setzero_si256();
+  __m256i x = _mm256_set1_epi8(1), y = _mm256_set1_epi8(1);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < n; ++i) {
+      __m256i t = acc[i];
+      __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(t) : "x"(x), "x"(y));
+      acc[i] = t;
+    }
+    __asm__ volatile("" : "+x"(x));
+  }
+  float s = 0;
+  for (auto& a : acc) {
+    alignas(32) int32_t v[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(v), a);
+    for (int32_t f : v) s += static_cast<float>(f);
+  }
+  return s;
+}
+
 // CPUs without AVX-512: fp32 FMA on ymm, and the int8 step the AVX2 GEMM runs (gemm_s8.h):
 // vpsignb + vpmaddubsw + vpmaddwd + vpaddd, 32 multiply-adds per group of four instructions.
 __attribute__((target("avx2,fma"), noinline)) float fma_loop_avx2(int64_t iters) {
@@ -120,6 +144,8 @@ InstructionPeak instruction_peak(Precision p, int bursts, double burst_ms) {
     case Precision::Int8:
       r.dtype = "int8";
       if (has_avx512() && __builtin_cpu_supports("avx512vnni")) loop = vnni_loop, flop_per_insn = 16 * 4 * 2;
+      else if (has_avx2_fma() && __builtin_cpu_supports("avxvnni"))
+        loop = vnni_ymm_loop, flop_per_insn = 8 * 4 * 2, accs = kAccInt8, r.dtype = "int8 vpdpbusd (ymm)";
       else if (has_avx2_fma()) loop = maddubs_loop, flop_per_insn = 8 * 4 * 2, accs = kAccInt8, r.dtype = "int8 vpmaddubsw";
       break;
     case Precision::BF16:

@@ -11,7 +11,7 @@ namespace pi0::cpu {
 
 struct InstructionPeak {
   double gflops = 0;  // GFLOP/s (GOP/s for int8); 0 when the CPU lacks the instruction
-  std::string dtype;  // "f32", "bf16", "int8" (vpdpbusd), "int8 vpmaddubsw" (AVX2)
+  std::string dtype;  // "f32", "bf16", "int8" (vpdpbusd), "int8 vpdpbusd (ymm)" (AVX-VNNI), "int8 vpmaddubsw" (AVX2)
 };
 
 // Best of `bursts` bursts of about `burst_ms` each (short bursts read low on shared VMs).
