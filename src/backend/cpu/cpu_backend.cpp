@@ -60,7 +60,7 @@ Resolved resolve(Precision want) {
     case Precision::Int8: {
       const cpu::Int8Support i8 = cpu::int8_support();
       if (!i8.ok)
-        throw Error({.message = "int8 needs AVX512-VNNI (oneDNN's int8 matmul) or AVX2 with FMA (our int8 kernel); " + where +
+        throw Error({.message = "int8 needs AVX512-VNNI, AVX-VNNI or AVX2 with FMA (our int8 kernels); " + where +
                                     " has " + i8.why,
                      .field = "precision", .expected = "auto | f32", .got = "int8"});
       const bool naive = cpu::int8_scheme_from_env() == cpu::Int8Scheme::Naive;

@@ -110,24 +110,10 @@ S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K) {
 void gemm_s8(const int8_t* a, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc) {
   if (M == 0 || b.N == 0) return;
   const int64_t ksteps = b.Kp / 4;
-  // One task is a panel of 16 channels over every row: the panel (16·K bytes, ≤ 256 KiB at π0's
-  // widest K) stays in L2 while the rows stream past it. Small products run on the calling thread.
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, M * b.Kp * kNR));
-  parallel_for(b.panels, [&](int64_t p0, int64_t p1) {
-    for (int64_t pi = p0; pi < p1; ++pi) {
-      const int8_t* panel = b.data.get() + pi * kNR * b.Kp;
-      const int cols = static_cast<int>(std::min<int64_t>(kNR, b.N - pi * kNR));
-      int32_t* cp = c + pi * kNR;
-      int64_t r = 0;
-      for (; r + kMR <= M; r += kMR) micro<kMR>(a + r * lda, lda, panel, ksteps, cp + r * ldc, ldc, cols);
-      switch (M - r) {
-        case 3: micro<3>(a + r * lda, lda, panel, ksteps, cp + r * ldc, ldc, cols); break;
-        case 2: micro<2>(a + r * lda, lda, panel, ksteps, cp + r * ldc, ldc, cols); break;
-        case 1: micro<1>(a + r * lda, lda, panel, ksteps, cp + r * ldc, ldc, cols); break;
-        default: break;
-      }
-    }
-  }, grain);
+  constexpr decltype(&micro<1>) kMicro[kMR + 1] = {nullptr, micro<1>, micro<2>, micro<3>, micro<4>};
+  for_each_panel_tile(b, M, kMR, [&](int64_t pi, int64_t r, int mr, int cols) {
+    kMicro[mr](a + r * lda, lda, b.data.get() + pi * kNR * b.Kp, ksteps, c + r * ldc + pi * kNR, ldc, cols);
+  });
 }
 
 }  // namespace pi0::cpu

@@ -4,11 +4,13 @@
 // onto the activation (|w| · sign(a, w) = w · a) and both operands in [−127, 127], a pair sums to at
 // most 2·127² = 32258 and never saturates, so the s32 result is exact, as VNNI's would be.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "backend/cpu/dnnl_matmul.h"  // Post
+#include "pi0/threads.h"
 
 namespace pi0::cpu {
 
@@ -25,6 +27,21 @@ struct S8Panels {
 
 // w: [N, K] s8, every value in [−127, 127] (symmetric quantisation never makes −128).
 S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K);
+
+// The loop gemm_s8 and gemm_s8_avxvnni share: tile(panel, first row, rows ≤ mr, cols ≤ 16) for
+// every 16-channel panel × mr-row tile. A task is a panel over every row: the panel (16·K bytes,
+// ≤ 256 KiB at π0's widest K) stays in L2 while the rows stream past it. Small products run on the
+// calling thread.
+template <class Tile>
+void for_each_panel_tile(const S8Panels& b, int64_t M, int mr, Tile&& tile) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, M * b.Kp * 16));
+  parallel_for(b.panels, [&](int64_t p0, int64_t p1) {
+    for (int64_t pi = p0; pi < p1; ++pi) {
+      const int cols = static_cast<int>(std::min<int64_t>(16, b.N - pi * 16));
+      for (int64_t r = 0; r < M; r += mr) tile(pi, r, static_cast<int>(std::min<int64_t>(mr, M - r)), cols);
+    }
+  }, grain);
+}
 
 // Whether this CPU can run gemm_s8 (AVX2; checked, not assumed).
 bool gemm_s8_supported();

@@ -198,18 +198,10 @@ bool gemm_s8_avxvnni_supported() { return has_avx2_fma() && __builtin_cpu_suppor
 void gemm_s8_avxvnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc) {
   if (M == 0 || b.N == 0) return;
   const int64_t ksteps = b.Kp / 4;
-  // As gemm_s8: a task is one 16-channel panel (≤ 256 KiB, in L2) over every row.
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, M * b.Kp * kNR));
-  parallel_for(b.panels, [&](int64_t p0, int64_t p1) {
-    for (int64_t pi = p0; pi < p1; ++pi) {
-      const int8_t* panel = b.data.get() + pi * kNR * b.Kp;
-      const int cols = static_cast<int>(std::min<int64_t>(kNR, b.N - pi * kNR));
-      for (int64_t r = 0; r < M; r += kMR) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMR, M - r));
-        kTilesYmm[mr](a_u8 + r * lda, lda, panel, ksteps, b.comp.data() + pi * kNR, cols, c + r * ldc + pi * kNR, ldc);
-      }
-    }
-  }, grain);
+  for_each_panel_tile(b, M, kMR, [&](int64_t pi, int64_t r, int mr, int cols) {
+    kTilesYmm[mr](a_u8 + r * lda, lda, b.data.get() + pi * kNR * b.Kp, ksteps, b.comp.data() + pi * kNR, cols,
+                  c + r * ldc + pi * kNR, ldc);
+  });
 }
 
 bool gemm_s8_vnni_supported() { return has_avx512() && __builtin_cpu_supports("avx512vnni"); }

@@ -67,9 +67,22 @@ __attribute__((target("avx512f,avx512vnni"), noinline)) float vnni_loop(int64_t 
   return s;
 }
 
+constexpr int kAccInt8 = 12;  // 12 accumulators + 4 operands fill the 16 ymm registers
+
+// Every s32 lane of n ymm accumulators, summed: what the int8 loops return.
+__attribute__((target("avx2"))) inline float sum_lanes(const __m256i* acc, int n) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) {
+    alignas(32) int32_t v[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(v), acc[i]);
+    for (int32_t f : v) s += static_cast<float>(f);
+  }
+  return s;
+}
+
 // AVX-VNNI without AVX-512: the VEX vpdpbusd on ymm (gemm_s8_avxvnni), 12 accumulators.
 __attribute__((target("avx2,avxvnni"), noinline)) float vnni_ymm_loop(int64_t iters) {
-  constexpr int n = 12;
+  constexpr int n = kAccInt8;
   __m256i acc[n];
   for (auto& a : acc) a = _mm256_setzero_si256();
   __m256i x = _mm256_set1_epi8(1), y = _mm256_set1_epi8(1);
@@ -82,13 +95,7 @@ __attribute__((target("avx2,avxvnni"), noinline)) float vnni_ymm_loop(int64_t it
     }
     __asm__ volatile("" : "+x"(x));
   }
-  float s = 0;
-  for (auto& a : acc) {
-    alignas(32) int32_t v[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(v), a);
-    for (int32_t f : v) s += static_cast<float>(f);
-  }
-  return s;
+  return sum_lanes(acc, kAccInt8);
 }
 
 // CPUs without AVX-512: fp32 FMA on ymm, and the int8 step the AVX2 GEMM runs (gemm_s8.h):
@@ -111,8 +118,6 @@ __attribute__((target("avx2,fma"), noinline)) float fma_loop_avx2(int64_t iters)
   return s;
 }
 
-constexpr int kAccInt8 = 12;  // 12 accumulators + 4 operands fill the 16 ymm registers
-
 __attribute__((target("avx2"), noinline)) float maddubs_loop(int64_t iters) {
   __m256i acc[kAccInt8];
   for (auto& a : acc) a = _mm256_setzero_si256();
@@ -124,13 +129,7 @@ __attribute__((target("avx2"), noinline)) float maddubs_loop(int64_t iters) {
       acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, w)), ones));
     __asm__ volatile("" : "+x"(x));
   }
-  float s = 0;
-  for (auto& a : acc) {
-    alignas(32) int32_t v[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(v), a);
-    for (int32_t f : v) s += static_cast<float>(f);
-  }
-  return s;
+  return sum_lanes(acc, kAccInt8);
 }
 
 }  // namespace

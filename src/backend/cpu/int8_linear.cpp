@@ -149,7 +149,7 @@ Int8Support int8_support() {
   if (gemm_s8_avxvnni_supported()) return {true, Int8Kernel::HandAvxVnni, "AVX-VNNI vpdpbusd (ymm)"};
   if (dnnl_int8_vnni_supported()) return {true, Int8Kernel::OneDnnVnni, "oneDNN VNNI"};
   if (gemm_s8_supported()) return {true, Int8Kernel::HandAvx2, "AVX2 vpmaddubsw"};
-  return {false, Int8Kernel::HandAvx2, "neither AVX512-VNNI nor AVX2+FMA"};
+  return {false, Int8Kernel::HandAvx2, "none of AVX512-VNNI, AVX-VNNI, AVX2+FMA"};
 }
 
 Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme scheme, Int8Kernel kernel) {
