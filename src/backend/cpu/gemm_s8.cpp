@@ -79,31 +79,37 @@ void free_aligned(void* p) { ::operator delete(p, std::align_val_t{64}); }
 
 bool gemm_s8_supported() { return has_avx2_fma(); }
 
-S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K) {
+S8Panels alloc_s8_panels(int64_t N, int64_t K) {
   S8Panels p;
   p.N = N;
   p.K = K;
   p.Kp = (K + 3) / 4 * 4;
   p.panels = (N + kNR - 1) / kNR;
-  const size_t bytes = static_cast<size_t>(p.panels * kNR * p.Kp);
-  p.data = {static_cast<int8_t*>(::operator new(bytes, std::align_val_t{64})), free_aligned};
+  p.data = {static_cast<int8_t*>(::operator new(static_cast<size_t>(p.panels * kNR * p.Kp), std::align_val_t{64})),
+            free_aligned};
   p.comp.assign(static_cast<size_t>(p.panels * kNR), 0);
   int8_t* d = p.data.get();
   parallel_for(p.panels, [&](int64_t p0, int64_t p1) {
-    for (int64_t pi = p0; pi < p1; ++pi) {
-      int8_t* panel = d + pi * kNR * p.Kp;
-      std::memset(panel, 0, static_cast<size_t>(kNR * p.Kp));
-      for (int j = 0; j < kNR && pi * kNR + j < N; ++j) {
-        const int8_t* src = w + (pi * kNR + j) * K;
-        int32_t sum = 0;
-        for (int64_t k = 0; k < K; ++k) {
-          panel[(k / 4) * 64 + j * 4 + k % 4] = src[k];
-          sum += src[k];
-        }
-        p.comp[pi * kNR + j] = 128 * sum;
-      }
-    }
+    std::memset(d + p0 * kNR * p.Kp, 0, static_cast<size_t>((p1 - p0) * kNR * p.Kp));
   });
+  return p;
+}
+
+void put_s8_row(S8Panels& p, int64_t n, const int8_t* row) {
+  int8_t* panel = p.data.get() + (n / kNR) * kNR * p.Kp + (n % kNR) * 4;
+  int32_t sum = 0;
+  for (int64_t k = 0; k < p.K; ++k) {
+    panel[(k / 4) * 64 + k % 4] = row[k];
+    sum += row[k];
+  }
+  p.comp[n] = 128 * sum;
+}
+
+S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K) {
+  S8Panels p = alloc_s8_panels(N, K);
+  parallel_for(N, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) put_s8_row(p, n, w + n * K);
+  }, 16);
   return p;
 }
 

@@ -27,6 +27,11 @@ struct S8Panels {
 
 // w: [N, K] s8, every value in [−127, 127] (symmetric quantisation never makes −128).
 S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K);
+// The same in two steps, so that quantisation can write each row straight into the panels (no
+// [N, K] s8 copy to fault in and free at load): zeroed panels, then row n (K values) into them
+// and its comp entry. Different rows may be put from different threads.
+S8Panels alloc_s8_panels(int64_t N, int64_t K);
+void put_s8_row(S8Panels& p, int64_t n, const int8_t* row);
 
 // The loop gemm_s8 and gemm_s8_avxvnni share: tile(panel, first row, rows ≤ mr, cols ≤ 16) for
 // every 16-channel panel × mr-row tile. A task is a panel over every row: the panel (16·K bytes,

@@ -159,17 +159,23 @@ Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme sche
   r.K = w.numel() / r.N;
   r.block = scheme == Int8Scheme::Hadamard ? hadamard_block(r.K) : 1;
   r.col_scale.resize(static_cast<size_t>(r.N));
-  std::vector<int8_t> q(static_cast<size_t>(r.N * r.K));
   const Tensor flat = w.reshaped({r.N, r.K});
+  // Our kernels' panels take each quantised row as it is made; oneDNN packs from an [N, K] copy.
+  const bool ours = kernel != Int8Kernel::OneDnnVnni;
+  S8Panels panels = ours ? alloc_s8_panels(r.N, r.K) : S8Panels{};
+  std::vector<int8_t> q(ours ? 0 : static_cast<size_t>(r.N * r.K));
   // Rows are converted to f32 one at a time: never a whole f32 copy of a bf16 checkpoint's layer.
   parallel_for(r.N, [&](int64_t n0, int64_t n1) {
     std::vector<float> row(static_cast<size_t>(r.K));
+    std::vector<int8_t> qrow(ours ? static_cast<size_t>(r.K) : 0);
     for (int64_t n = n0; n < n1; ++n) {
       row_f32(flat, n, r.K, row.data());
-      r.col_scale[n] = quantize_row(row.data(), r.K, r.block, q.data() + n * r.K) / static_cast<float>(r.block);
+      int8_t* dst = ours ? qrow.data() : q.data() + n * r.K;
+      r.col_scale[n] = quantize_row(row.data(), r.K, r.block, dst) / static_cast<float>(r.block);
+      if (ours) put_s8_row(panels, n, dst);
     }
   }, 16);
-  if (kernel != Int8Kernel::OneDnnVnni) r.panels = std::make_shared<const S8Panels>(pack_s8_panels(q.data(), r.N, r.K));
+  if (ours) r.panels = std::make_shared<const S8Panels>(std::move(panels));
   else r.packed = pack_weights_s8(q.data(), r.N, r.K, std::max<int64_t>(1, rows_hint));
   return r;
 }
