@@ -193,7 +193,7 @@ constexpr TileYmmFn kTilesYmm[kMR + 1] = {nullptr,     tile_ymm<1>, tile_ymm<2>,
 
 }  // namespace
 
-bool gemm_s8_avxvnni_supported() { return has_avx2_fma() && __builtin_cpu_supports("avxvnni"); }
+bool gemm_s8_avxvnni_supported() { return has_avx_vnni(); }
 
 void gemm_s8_avxvnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc) {
   if (M == 0 || b.N == 0) return;

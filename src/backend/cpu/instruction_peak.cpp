@@ -143,7 +143,7 @@ InstructionPeak instruction_peak(Precision p, int bursts, double burst_ms) {
     case Precision::Int8:
       r.dtype = "int8";
       if (has_avx512() && __builtin_cpu_supports("avx512vnni")) loop = vnni_loop, flop_per_insn = 16 * 4 * 2;
-      else if (has_avx2_fma() && __builtin_cpu_supports("avxvnni"))
+      else if (has_avx_vnni())
         loop = vnni_ymm_loop, flop_per_insn = 8 * 4 * 2, accs = kAccInt8, r.dtype = "int8 vpdpbusd (ymm)";
       else if (has_avx2_fma()) loop = maddubs_loop, flop_per_insn = 8 * 4 * 2, accs = kAccInt8, r.dtype = "int8 vpmaddubsw";
       break;

@@ -3,6 +3,7 @@
 #include "backend/cpu/avx2_math.h"
 #include "backend/cpu/avx512_math.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -209,6 +210,14 @@ bool has_avx512() {
 
 bool has_avx2_fma() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
+bool has_avx_vnni() {
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return has_avx2_fma() && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1u);
+  }();
   return ok;
 }
 

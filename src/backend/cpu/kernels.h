@@ -9,6 +9,9 @@ bool has_avx512();
 // AVX2 and FMA: what the AVX2 kernels (int8 GEMM, row kernels, Hadamard) need. PI0_CPU_ISA does
 // not cap it (it only removes AVX-512).
 bool has_avx2_fma();
+// AVX-VNNI (the VEX vpdpbusd on ymm) with AVX2 and FMA; not capped by PI0_CPU_ISA either. Read from
+// CPUID (leaf 7, subleaf 1, EAX bit 4): clang's __builtin_cpu_supports does not know "avxvnni".
+bool has_avx_vnni();
 
 // The environment variable PI0_CPU_ISA caps the instruction sets the cpu backend uses: unset or
 // "native" = everything this CPU has; "avx2" = no AVX-512 anywhere (our kernels take their
