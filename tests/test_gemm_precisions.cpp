@@ -9,6 +9,7 @@
 #include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/int8_linear.h"
 #include "ops_util.h"
+#include "pi0/error.h"
 
 using namespace pi0;
 using namespace pi0::test;
@@ -140,4 +141,65 @@ TEST(GemmPrecisions, Int8KernelsAgree) {
                   << "row " << r << " col " << j << " post " << static_cast<int>(post) << " acc " << acc;
         }
     }
+}
+
+// Q, K and V through one linears call (the input converted or quantised once) give exactly what
+// three linear calls give, in every precision this CPU has; and a GeGLU pair merged at load
+// (pair_geglu: int8 on the VNNI kernel, gelu(gate) ⊙ up in the kernel's epilogue) gives exactly
+// what the separate gate and up products give: on widths that are not multiples of the merged
+// layout's 32 channels, K blocks (4500 > 4096), row tails and the residual.
+TEST(GemmPrecisions, SharedInputProductsEqualSeparateOnes) {
+  std::vector<Precision> precisions{Precision::F32};
+  if (cpu::dnnl_bf16_supported()) precisions.push_back(Precision::BF16);
+  if (int8_available()) precisions.push_back(Precision::Int8);
+  std::mt19937 rng(9);
+  auto same = [](const M& a, const M& b, const char* what) {
+    for (int64_t r = 0; r < a.mat.rows; ++r)
+      for (int64_t j = 0; j < a.mat.cols; ++j)
+        ASSERT_EQ(a.mat.row(r)[j], b.mat.row(r)[j]) << what << " row " << r << " col " << j;
+  };
+  for (Precision p : precisions) {
+    auto cpu = make_backend("cpu", {.precision = p, .int8_min_rows = 2});
+    for (auto [rows, D, N, kv] : {std::tuple{13, 192, 256, 64}, {51, 1024, 512, 256}, {7, 4500, 40, 40}}) {
+      SCOPED_TRACE(testing::Message() << precision_name(p) << " " << rows << "x" << D << "->" << N << "+" << kv << "+" << kv);
+      Tensor wq = weight(N, D, rng, DType::BF16), wk = weight(kv, D, rng, DType::BF16), wv = weight(kv, D, rng, DType::BF16);
+      Tensor bias = weight(1, kv, rng, DType::F32).reshaped({kv});
+      auto q = cpu->prepare_linear(wq, nullptr, rows), k = cpu->prepare_linear(wk, &bias, rows),
+           v = cpu->prepare_linear(wv, nullptr, rows);
+      M x(rows, D, rng, 1.f, 3);
+      M q1(rows, N, rng), k1(rows, kv, rng), v1(rows, kv, rng), q2 = q1, k2 = k1, v2 = v1;
+      q2.mat.data = q2.v.data();
+      k2.mat.data = k2.v.data();
+      v2.mat.data = v2.v.data();
+      cpu->linear(x.mat, *q, q1.mat);
+      cpu->linear(x.mat, *k, k1.mat);
+      cpu->linear(x.mat, *v, v1.mat);
+      const LinearWeight* ws[] = {q.get(), k.get(), v.get()};
+      const Mat ys[] = {q2.mat, k2.mat, v2.mat};
+      cpu->linears(x.mat, ws, ys);
+      same(q1, q2, "q");
+      same(k1, k2, "k");
+      same(v1, v2, "v");
+
+      if (p != Precision::Int8) continue;  // only int8 merges (float pair_geglu is a no-op)
+      const int64_t F = N + 8;  // not a multiple of 16: the merged layout's padding and masked tail
+      Tensor g = weight(F, D, rng, DType::BF16), u = weight(F, D, rng, DType::BF16), d = weight(D, F, rng, DType::BF16);
+      auto gs = cpu->prepare_linear(g, nullptr, rows), us = cpu->prepare_linear(u, nullptr, rows),
+           ds = cpu->prepare_linear(d, nullptr, rows);
+      auto gp = cpu->prepare_linear(g, nullptr, rows), up = cpu->prepare_linear(u, nullptr, rows);
+      cpu->pair_geglu(*gp, *up);
+      M gb(rows, F, rng), ub(rows, F, rng);
+      for (bool acc : {false, true}) {
+        M y1(rows, D, rng, 1.f, 1), y2 = y1;
+        y2.mat.data = y2.v.data();
+        cpu->mlp_geglu(x.mat, *gs, *us, *ds, gb.mat, ub.mat, y1.mat, acc);
+        cpu->mlp_geglu(x.mat, *gp, *up, *ds, gb.mat, ub.mat, y2.mat, acc);
+        same(y1, y2, acc ? "mlp accumulate" : "mlp");
+      }
+      if (cpu::int8_support().kernel == cpu::Int8Kernel::HandVnni) {
+        M y(rows, N, rng);  // merged: the halves are no longer plain layers
+        EXPECT_THROW(cpu->linear(x.mat, *up, y.mat), Error);
+      }
+    }
+  }
 }

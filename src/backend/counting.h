@@ -45,6 +45,17 @@ class CountingBackend : public Backend {
     const double f = 2.0 * x.rows * w.in * w.out;
     timed([&] { return "linear " + dims(x.rows, w.in, w.out); }, f, [&] { inner_->linear(x, w, y, ep, acc); });
   }
+  void linears(const Mat& x, std::span<const LinearWeight* const> ws, std::span<const Mat> ys) override {
+    double f = 0;
+    std::string outs;
+    for (const LinearWeight* w : ws) {
+      f += 2.0 * x.rows * w->in * w->out;
+      if (profiling_) outs += (outs.empty() ? "" : "+") + std::to_string(w->out);
+    }
+    timed([&] { return "linears " + std::to_string(x.rows) + "x" + std::to_string(x.cols) + "->" + outs; }, f,
+          [&] { inner_->linears(x, ws, ys); });
+  }
+  void pair_geglu(LinearWeight& gate, LinearWeight& up) override { inner_->pair_geglu(gate, up); }
   void mlp_geglu(const Mat& x, const LinearWeight& g, const LinearWeight& u, const LinearWeight& d, const Mat& gb,
                  const Mat& ub, const Mat& y, bool acc) override {
     const double f = 2.0 * x.rows * (g.in * g.out + u.in * u.out + d.in * d.out);

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,16 @@ class Backend {
   // y = epilogue(x·Wᵀ + b), or y += x·Wᵀ + b when `accumulate` (fused residual; epilogue None).
   virtual void linear(const Mat& x, const LinearWeight& w, const Mat& y, Epilogue ep = Epilogue::None,
                       bool accumulate = false) = 0;
+
+  // ys[i] = x·W_iᵀ + b_i for products that read the same input (Q, K and V of a layer): a backend
+  // may convert or quantise x once for all of them. The default runs them one by one.
+  virtual void linears(const Mat& x, std::span<const LinearWeight* const> ws, std::span<const Mat> ys) {
+    for (size_t i = 0; i < ws.size(); ++i) linear(x, *ws[i], ys[i]);
+  }
+
+  // Called once at load with a GeGLU MLP's gate and up, after both were prepared: a backend may
+  // merge them into one product (then only mlp_geglu may be called with them, as the pair).
+  virtual void pair_geglu(LinearWeight& gate, LinearWeight& up) {}
 
   // Gemma GeGLU MLP: y (+)= down(gelu_tanh(gate(x)) ⊙ up(x)). gate_buf / up_buf are [rows, F]
   // scratch owned by the caller (no allocation on the hot path).

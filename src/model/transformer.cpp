@@ -75,13 +75,13 @@ void run_transformer(Backend& be, std::span<Stream* const> streams, KVStore& kv,
       pre_norm(be, *s, B, w.attn_norm, w.attn_mod.get());
       Mat y = s->y.mat(B * T, s->config->width);
       Mat q = s->q.mat(B * T, qw);
-      be.linear(y, *w.q, q);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row0 = b * kv.seq + s->offset;
         Mat kb{kv.k[l].data.data() + row0 * kvw, T, kvw, kvw};
         Mat vb{kv.v[l].data.data() + row0 * kvw, T, kvw, kvw};
-        be.linear(y.rows_view(b * T, T), *w.k, kb);
-        be.linear(y.rows_view(b * T, T), *w.v, vb);
+        const LinearWeight* qkv[] = {w.q.get(), w.k.get(), w.v.get()};
+        const Mat outs[] = {q.rows_view(b * T, T), kb, vb};
+        be.linears(y.rows_view(b * T, T), qkv, outs);
         const int32_t* pos = L.position.data() + b * kv.seq + s->offset;
         be.rope(q.rows_view(b * T, T), N, Hd, pos, s->config->rope_theta);
         be.rope(kb, K, Hd, pos, s->config->rope_theta);

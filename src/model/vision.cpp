@@ -37,9 +37,9 @@ void run_vision(Backend& be, const ModelConfig& c, const VisionWeights& w, const
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const VisionLayerWeights& L = w.layers[l];
     be.layer_norm(x, L.ln1_w.data(), L.ln1_b.data(), eps, y);
-    be.linear(y, *L.q, q);
-    be.linear(y, *L.k, k);
-    be.linear(y, *L.v, vv);
+    const LinearWeight* qkv[] = {L.q.get(), L.k.get(), L.v.get()};
+    const Mat outs[] = {q, k, vv};
+    be.linears(y, qkv, outs);
     for (int64_t b = 0; b < B; ++b)  // no mask: every patch sees every patch of its image
       be.attention(q.rows_view(b * Np, Np), k.rows_view(b * Np, Np), vv.rows_view(b * Np, Np), AttentionMask{},
                    shape, attn.rows_view(b * Np, Np));

@@ -62,6 +62,7 @@ GemmaWeights gemma(Loader& L, const std::string& P, const GemmaConfig& g, int64_
     l.o = L.linear(p + "self_attn.o_proj.weight");
     l.gate = L.linear(p + "mlp.gate_proj.weight");
     l.up = L.linear(p + "mlp.up_proj.weight");
+    L.be.pair_geglu(*l.gate, *l.up);  // a backend may merge them into one product
     l.down = L.linear(p + "mlp.down_proj.weight");
     w.layers.push_back(std::move(l));
   }

@@ -31,6 +31,7 @@ class CpuLinear : public LinearWeight {
   std::shared_ptr<const cpu::PackedWeights> packed;  // oneDNN's blocked layout
   bool tiny = false;                                 // the hand-written kernel on the calling thread
   std::unique_ptr<cpu::Int8Weights> int8;            // set: this layer runs in int8
+  bool merged = false;  // a GeGLU up whose weights pair_geglu moved into its gate (int8->geglu_cols)
   std::vector<float> bias;
 };
 
@@ -187,9 +188,50 @@ class CpuBackend : public Backend {
   void linear(const Mat& x, const LinearWeight& lw, const Mat& y, Epilogue ep, bool accumulate) override {
     const auto& w = static_cast<const CpuLinear&>(lw);
     check(x, w, y);
+    check_single(w);
     if (w.int8) return cpu::int8_linear(x, *w.int8, w.has_bias ? w.bias.data() : nullptr, post_of(ep), accumulate, y);
     const void* a = convert_input(x, a_buf_);
     gemm(a, x.rows, w, y.data, y.ld, false, post_of(ep), accumulate);
+  }
+
+  // Q, K and V: with int8 the rows are rotated and quantised once for the three (a third of the
+  // cost each: 0.3-0.5 ms per VLM layer), in bf16 converted once.
+  void linears(const Mat& x, std::span<const LinearWeight* const> ws, std::span<const Mat> ys) override {
+    const auto& w0 = static_cast<const CpuLinear&>(*ws[0]);
+    bool all_int8 = true, all_float = true;
+    for (size_t i = 0; i < ws.size(); ++i) {
+      const auto& w = static_cast<const CpuLinear&>(*ws[i]);
+      check(x, w, ys[i]);
+      check_single(w);
+      all_int8 = all_int8 && w.int8 && w0.int8 && cpu::same_quantized_input(*w0.int8, *w.int8);
+      all_float = all_float && !w.int8;
+    }
+    if (all_int8) {
+      const cpu::QuantizedRows a = cpu::quantize_rows(x, *w0.int8);
+      for (size_t i = 0; i < ws.size(); ++i) {
+        const auto& w = static_cast<const CpuLinear&>(*ws[i]);
+        cpu::int8_product(a, *w.int8, w.has_bias ? w.bias.data() : nullptr, Post::None, false, ys[i]);
+      }
+      return;
+    }
+    if (!all_float) return Backend::linears(x, ws, ys);
+    const void* a = convert_input(x, a_buf_);
+    for (size_t i = 0; i < ws.size(); ++i) {
+      const auto& w = static_cast<const CpuLinear&>(*ws[i]);
+      gemm(a, x.rows, w, ys[i].data, ys[i].ld, false, Post::None, false);
+    }
+  }
+
+  // int8 on the VNNI kernel: gate and up become one product whose epilogue computes gelu(gate) ⊙ up
+  // (cpu::merge_geglu): one quantisation of the input, and no [M, F] f32 gate buffer written and
+  // read back (53 MB per VLM layer for π0).
+  void pair_geglu(LinearWeight& gate, LinearWeight& up) override {
+    auto& g = static_cast<CpuLinear&>(gate);
+    auto& u = static_cast<CpuLinear&>(up);
+    if (!g.int8 || !u.int8 || g.has_bias || u.has_bias || !cpu::can_merge_geglu(*g.int8, *u.int8)) return;
+    g.int8 = std::make_unique<cpu::Int8Weights>(cpu::merge_geglu(*g.int8, *u.int8));
+    u.int8.reset();
+    u.merged = true;
   }
 
   void mlp_geglu(const Mat& x, const LinearWeight& gate, const LinearWeight& up, const LinearWeight& down,
@@ -198,7 +240,24 @@ class CpuBackend : public Backend {
     const auto& u = static_cast<const CpuLinear&>(up);
     const auto& d = static_cast<const CpuLinear&>(down);
     const int64_t M = x.rows, F = g.out;
-    if (g.int8 || u.int8 || d.int8) {  // f32 intermediates; each product quantises its own input
+    if (g.int8 && g.int8->geglu_cols > 0) {  // a merged pair (pair_geglu): one product
+      if (!u.merged || x.cols != g.in || up_buf.cols != F || up_buf.rows != M)
+        throw Error(std::string("internal: mlp_geglu with a merged gate needs its own up and [M, F] scratch"));
+      cpu::int8_linear(x, *g.int8, nullptr, Post::None, false, up_buf);
+      linear(up_buf, d, y, Epilogue::None, accumulate);
+      return;
+    }
+    if (g.int8 || u.int8 || d.int8) {  // f32 intermediates
+      if (g.int8 && u.int8 && cpu::same_quantized_input(*g.int8, *u.int8)) {  // x quantised once for both
+        check(x, g, gate_buf);
+        check(x, u, up_buf);
+        const cpu::QuantizedRows a = cpu::quantize_rows(x, *g.int8);
+        cpu::int8_product(a, *g.int8, g.has_bias ? g.bias.data() : nullptr, Post::GeluTanh, false, gate_buf);
+        // up's epilogue multiplies by gelu(gate): no separate pass over [M, F]
+        cpu::int8_product(a, *u.int8, u.has_bias ? u.bias.data() : nullptr, Post::None, false, up_buf, &gate_buf);
+        linear(up_buf, d, y, Epilogue::None, accumulate);
+        return;
+      }
       linear(x, g, gate_buf, Epilogue::GeluTanh, false);
       if (u.int8) {  // up's epilogue multiplies by gelu(gate): no separate pass over [M, F]
         cpu::int8_linear(x, *u.int8, u.has_bias ? u.bias.data() : nullptr, cpu::Post::None, false, up_buf, &gate_buf);
@@ -374,6 +433,12 @@ class CpuBackend : public Backend {
   void store(char* dst, int64_t idx, const float* src, int64_t n, float s) const {
     if (bf16_) cpu::to_bf16_scaled(src, n, s, reinterpret_cast<uint16_t*>(dst) + idx);
     else for (int64_t i = 0; i < n; ++i) reinterpret_cast<float*>(dst)[idx + i] = src[i] * s;
+  }
+
+  // A merged GeGLU pair is one product only mlp_geglu computes.
+  static void check_single(const CpuLinear& w) {
+    if (w.merged || (w.int8 && w.int8->geglu_cols > 0))
+      throw Error(std::string("internal: a merged GeGLU gate/up weight used as a plain linear layer"));
   }
 
   static void check(const Mat& x, const CpuLinear& w, const Mat& y) {

@@ -105,6 +105,27 @@ void put_s8_row(S8Panels& p, int64_t n, const int8_t* row) {
   p.comp[n] = 128 * sum;
 }
 
+S8Panels merge_geglu_panels(const S8Panels& gate, const S8Panels& up, const float* gate_scale, const float* up_scale,
+                            std::vector<float>& col_scale) {
+  const int64_t F = gate.N, pairs = (F + 31) / 32, bytes = kNR * gate.Kp;
+  S8Panels m = alloc_s8_panels(4 * kNR * pairs, gate.K);  // zeroed: missing source panels stay zero
+  col_scale.assign(static_cast<size_t>(m.N), 0.f);
+  for (int64_t i = 0; i < pairs; ++i)
+    for (int h = 0; h < 2; ++h) {  // h = 0: gate, 1: up
+      const S8Panels& src = h == 0 ? gate : up;
+      const float* scale = h == 0 ? gate_scale : up_scale;
+      for (int64_t p = 2 * i; p < std::min<int64_t>(2 * i + 2, src.panels); ++p) {
+        const int64_t dst = 4 * i + 2 * h + (p - 2 * i);
+        std::memcpy(m.data.get() + dst * bytes, src.data.get() + p * bytes, static_cast<size_t>(bytes));
+        for (int64_t j = 0; j < kNR && p * kNR + j < F; ++j) {
+          m.comp[dst * kNR + j] = src.comp[p * kNR + j];
+          col_scale[dst * kNR + j] = scale[p * kNR + j];
+        }
+      }
+    }
+  return m;
+}
+
 S8Panels pack_s8_panels(const int8_t* w, int64_t N, int64_t K) {
   S8Panels p = alloc_s8_panels(N, K);
   parallel_for(N, [&](int64_t n0, int64_t n1) {

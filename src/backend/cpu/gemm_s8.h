@@ -86,8 +86,21 @@ struct S8Epilogue {
   int64_t ldy = 0;
   const float* mul = nullptr;  // [M, N] with row stride ldmul, or null
   int64_t ldmul = 0;
+  // > 0: the panels are a GeGLU pair (merge_geglu_panels: each 64-channel group holds 32 gate
+  // channels, then the same 32 channels of up), and y[m, j] = gelu_tanh(gate) · up for the
+  // geglu_cols = F output columns (+ y when accumulate): gelu(gate) never goes through memory.
+  // bias, post and mul are unused then.
+  int64_t geglu_cols = 0;
 };
 void gemm_s8_vnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc,
                   const S8Epilogue& ep);
+
+// The panels of a GeGLU pair for the VNNI kernel's fused epilogue (S8Epilogue::geglu_cols): gate
+// and up, both [F, K], interleaved 32 channels at a time (each half padded with zero channels to
+// a multiple of 32), so that one 6 × 64 register tile holds both factors of 32 outputs. The
+// sources' panels are copied whole (16 channels × Kp each); `col_scale` likewise from the two
+// per-channel scale arrays (2 · round_up(F, 32) values, zero in the padding).
+S8Panels merge_geglu_panels(const S8Panels& gate, const S8Panels& up, const float* gate_scale, const float* up_scale,
+                            std::vector<float>& col_scale);
 
 }  // namespace pi0::cpu

@@ -81,6 +81,31 @@ PI0_VNNI void tile(const uint8_t* a, int64_t lda, const int8_t* panel, int64_t p
       for (int p = 0; p < NP; ++p) dpbusd(acc[r][p], av, w[p]);
     }
   }
+  if constexpr (NP == kNP) {
+    if (last && ep && ep->geglu_cols > 0) {  // a GeGLU pair: panels 0-1 gate, 2-3 up, same 32 channels
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) {
+        const __m512 rs = _mm512_set1_ps(ep->row_scale[m0 + r]);
+        float* y = ep->y + (m0 + r) * ep->ldy;
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; ++p) {
+          const int64_t j = n0 / 2 + p * kNR;  // output column of this half-group
+          if (j >= ep->geglu_cols) break;
+          const __mmask16 m = ep->geglu_cols - j >= kNR ? static_cast<__mmask16>(0xffff)
+                                                        : static_cast<__mmask16>((1u << (ep->geglu_cols - j)) - 1);
+          const __m512 g = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][p], _mm512_loadu_si512(comp + p * kNR))),
+                                         _mm512_mul_ps(rs, _mm512_loadu_ps(ep->col_scale + n0 + p * kNR)));
+          const __m512 u =
+              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][p + 2], _mm512_loadu_si512(comp + (p + 2) * kNR))),
+                            _mm512_mul_ps(rs, _mm512_loadu_ps(ep->col_scale + n0 + (p + 2) * kNR)));
+          __m512 f = _mm512_mul_ps(u, avx512::gelu_tanh(g));  // as the unfused path: up's value times gelu(gate)
+          if (ep->accumulate) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(m, y + j));
+          _mm512_mask_storeu_ps(y + j, m, f);
+        }
+      }
+      return;
+    }
+  }
   if (last && ep) {
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {

@@ -180,33 +180,55 @@ Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme sche
   return r;
 }
 
-void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y,
-                 const Mat* mul) {
-  const int64_t M = x.rows, K = w.K, N = w.N;
-  if (M == 0) return;
-  const bool hand = w.kernel != Int8Kernel::OneDnnVnni, vnni = w.kernel == Int8Kernel::HandVnni,
-             avxvnni = w.kernel == Int8Kernel::HandAvxVnni;
-  const int64_t lda = hand ? w.panels->Kp : K;  // the hand kernel reads whole 4-byte k-steps
+bool same_quantized_input(const Int8Weights& a, const Int8Weights& b) {
+  const bool ha = a.kernel != Int8Kernel::OneDnnVnni, hb = b.kernel != Int8Kernel::OneDnnVnni;
+  const bool ua = a.kernel == Int8Kernel::HandVnni || a.kernel == Int8Kernel::HandAvxVnni;
+  const bool ub = b.kernel == Int8Kernel::HandVnni || b.kernel == Int8Kernel::HandAvxVnni;
+  return a.K == b.K && a.block == b.block && ha == hb && ua == ub && (!ha || a.panels->Kp == b.panels->Kp);
+}
+
+QuantizedRows quantize_rows(const Mat& x, const Int8Weights& w) {
+  const int64_t M = x.rows, K = w.K;
+  const bool hand = w.kernel != Int8Kernel::OneDnnVnni;
+  const bool u8 = w.kernel == Int8Kernel::HandVnni || w.kernel == Int8Kernel::HandAvxVnni;
+  const int64_t lda = hand ? w.panels->Kp : K;  // the hand kernels read whole 4-byte k-steps
   thread_local std::vector<int8_t> qa;
   thread_local std::vector<float> rs;
-  thread_local std::vector<int32_t> acc;
   int8_t* q = grow(qa, M * lda);
   float* s = grow(rs, M);
-  // s32 sums: the VNNI kernel needs them only for K blocks before the last.
-  int32_t* c = vnni && lda <= kVnniKBlock ? nullptr : grow(acc, M * N);
   parallel_for(M, [&](int64_t r0, int64_t r1) {
     thread_local std::vector<float> row;
     float* v = grow(row, K);
     for (int64_t r = r0; r < r1; ++r) {
       std::memcpy(v, x.row(r), sizeof(float) * K);
-      s[r] = quantize_row(v, K, w.block, q + r * lda, vnni || avxvnni);
+      s[r] = quantize_row(v, K, w.block, q + r * lda, u8);
       std::memset(q + r * lda + K, 0, static_cast<size_t>(lda - K));
     }
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, K)));
+  return {q, s, M, lda};
+}
+
+void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y,
+                 const Mat* mul) {
+  if (x.rows == 0) return;
+  int8_product(quantize_rows(x, w), w, bias, post, accumulate, y, mul);
+}
+
+void int8_product(const QuantizedRows& a, const Int8Weights& w, const float* bias, Post post, bool accumulate,
+                  const Mat& y, const Mat* mul) {
+  const int64_t M = a.M, K = w.K, N = w.N, lda = a.lda;
+  if (M == 0) return;
+  const bool hand = w.kernel != Int8Kernel::OneDnnVnni, vnni = w.kernel == Int8Kernel::HandVnni,
+             avxvnni = w.kernel == Int8Kernel::HandAvxVnni;
+  const int8_t* q = a.q;
+  const float* s = a.scale;
+  thread_local std::vector<int32_t> acc;
+  // s32 sums: the VNNI kernel needs them only for K blocks before the last.
+  int32_t* c = vnni && lda <= kVnniKBlock ? nullptr : grow(acc, M * N);
   if (vnni) {  // the kernel applies the epilogue itself
     const S8Epilogue ep{.row_scale = s, .col_scale = w.col_scale.data(), .bias = bias, .post = post,
                         .accumulate = accumulate, .y = y.data, .ldy = y.ld, .mul = mul ? mul->data : nullptr,
-                        .ldmul = mul ? mul->ld : 0};
+                        .ldmul = mul ? mul->ld : 0, .geglu_cols = w.geglu_cols};
     return gemm_s8_vnni(reinterpret_cast<const uint8_t*>(q), lda, M, *w.panels, c, N, ep);
   }
   if (avxvnni) {
@@ -230,6 +252,23 @@ void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post pos
       for (int64_t j = 0; j < N; ++j) yr[j] = (accumulate ? yr[j] : 0.f) + tr[j] * mul->row(r)[j];
     }
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, N)));
+}
+
+bool can_merge_geglu(const Int8Weights& gate, const Int8Weights& up) {
+  return gate.kernel == Int8Kernel::HandVnni && up.kernel == Int8Kernel::HandVnni && gate.geglu_cols == 0 &&
+         up.geglu_cols == 0 && gate.N == up.N && gate.K == up.K && gate.block == up.block;
+}
+
+Int8Weights merge_geglu(const Int8Weights& gate, const Int8Weights& up) {
+  Int8Weights r;
+  r.kernel = Int8Kernel::HandVnni;
+  r.K = gate.K;
+  r.block = gate.block;
+  r.geglu_cols = gate.N;
+  r.panels = std::make_shared<const S8Panels>(
+      merge_geglu_panels(*gate.panels, *up.panels, gate.col_scale.data(), up.col_scale.data(), r.col_scale));
+  r.N = r.panels->N;
+  return r;
 }
 
 }  // namespace pi0::cpu

@@ -43,14 +43,38 @@ struct Int8Weights {
   std::vector<float> col_scale;   // per output channel, with the 1/block of the rotation folded in
   std::shared_ptr<const PackedWeights> packed;  // OneDnnVnni
   std::shared_ptr<const S8Panels> panels;       // our kernels
+  int64_t geglu_cols = 0;  // > 0: a merged GeGLU pair (merge_geglu) of this many outputs; N = its panel channels
 };
 
 // w: [N, K] F32/BF16/F16 (a view into a map is fine: read once, row by row).
 Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme scheme, Int8Kernel kernel);
 
 // y (=|+=) post(x·Wᵀ · scales + bias) (⊙ *mul, elementwise, when given: GeGLU's gate). bias null
-// or [N]. Thread-safe (per-thread scratch).
+// or [N]. Thread-safe (per-thread scratch). For a merged GeGLU pair y (=|+=) gelu(x·Gᵀ) ⊙ x·Uᵀ,
+// [M, geglu_cols], bias and post unused.
 void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y,
                  const Mat* mul = nullptr);
+
+// The two halves of int8_linear, for products that share their input (Q, K and V read the same
+// normed rows): quantise the rows once, then run each product on them. The rows are rotated by
+// w's Hadamard block and offset to u8 for the VNNI kernels, so they fit every weight for which
+// same_quantized_input(w, that weight) holds. They live in this thread's scratch: valid until its
+// next quantize_rows.
+struct QuantizedRows {
+  const int8_t* q = nullptr;  // M rows, lda bytes apart
+  const float* scale = nullptr;  // per row
+  int64_t M = 0, lda = 0;
+};
+QuantizedRows quantize_rows(const Mat& x, const Int8Weights& w);
+bool same_quantized_input(const Int8Weights& a, const Int8Weights& b);
+void int8_product(const QuantizedRows& a, const Int8Weights& w, const float* bias, Post post, bool accumulate,
+                  const Mat& y, const Mat* mul = nullptr);
+
+// GeGLU's gate and up ([F, K] each) as one product for the AVX512-VNNI kernel, whose epilogue
+// then computes gelu(gate) ⊙ up in registers (merge_geglu_panels): one quantisation of the input
+// and no [M, F] f32 gate buffer written and read back. can_merge_geglu: both quantised for
+// HandVnni with the same shape and block.
+bool can_merge_geglu(const Int8Weights& gate, const Int8Weights& up);
+Int8Weights merge_geglu(const Int8Weights& gate, const Int8Weights& up);
 
 }  // namespace pi0::cpu
