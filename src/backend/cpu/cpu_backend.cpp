@@ -243,6 +243,15 @@ class CpuBackend : public Backend {
     if (g.int8 && g.int8->geglu_cols > 0) {  // a merged pair (pair_geglu): one product
       if (!u.merged || x.cols != g.in || up_buf.cols != F || up_buf.rows != M)
         throw Error(std::string("internal: mlp_geglu with a merged gate needs its own up and [M, F] scratch"));
+      if (d.int8) {  // gelu(gate) ⊙ up as bf16 in the caller's f32 scratch, straight into down's quantiser
+        auto* h = reinterpret_cast<uint16_t*>(up_buf.data);
+        cpu::int8_geglu_bf16(x, *g.int8, h, F);
+        check(up_buf, d, y);
+        check_single(d);
+        const cpu::QuantizedRows a = cpu::quantize_rows_bf16(h, M, F, *d.int8);
+        cpu::int8_product(a, *d.int8, d.has_bias ? d.bias.data() : nullptr, Post::None, accumulate, y);
+        return;
+      }
       cpu::int8_linear(x, *g.int8, nullptr, Post::None, false, up_buf);
       linear(up_buf, d, y, Epilogue::None, accumulate);
       return;

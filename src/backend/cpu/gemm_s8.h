@@ -91,6 +91,7 @@ struct S8Epilogue {
   // geglu_cols = F output columns (+ y when accumulate): gelu(gate) never goes through memory.
   // bias, post and mul are unused then.
   int64_t geglu_cols = 0;
+  uint16_t* y_bf16 = nullptr;  // GeGLU pair only: its outputs as bf16 here (row stride ldy), not in y
 };
 void gemm_s8_vnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t* c, int64_t ldc,
                   const S8Epilogue& ep);

@@ -86,7 +86,7 @@ PI0_VNNI void tile(const uint8_t* a, int64_t lda, const int8_t* panel, int64_t p
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         const __m512 rs = _mm512_set1_ps(ep->row_scale[m0 + r]);
-        float* y = ep->y + (m0 + r) * ep->ldy;
+        float* y = ep->y_bf16 ? nullptr : ep->y + (m0 + r) * ep->ldy;
 #pragma GCC unroll 2
         for (int p = 0; p < 2; ++p) {
           const int64_t j = n0 / 2 + p * kNR;  // output column of this half-group
@@ -99,6 +99,10 @@ PI0_VNNI void tile(const uint8_t* a, int64_t lda, const int8_t* panel, int64_t p
               _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][p + 2], _mm512_loadu_si512(comp + (p + 2) * kNR))),
                             _mm512_mul_ps(rs, _mm512_loadu_ps(ep->col_scale + n0 + (p + 2) * kNR)));
           __m512 f = _mm512_mul_ps(u, avx512::gelu_tanh(g));  // as the unfused path: up's value times gelu(gate)
+          if (ep->y_bf16) {
+            _mm256_mask_storeu_epi16(ep->y_bf16 + (m0 + r) * ep->ldy + j, m, avx512::cvt_bf16(f));
+            continue;
+          }
           if (ep->accumulate) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(m, y + j));
           _mm512_mask_storeu_ps(y + j, m, f);
         }

@@ -187,8 +187,12 @@ bool same_quantized_input(const Int8Weights& a, const Int8Weights& b) {
   return a.K == b.K && a.block == b.block && ha == hb && ua == ub && (!ha || a.panels->Kp == b.panels->Kp);
 }
 
-QuantizedRows quantize_rows(const Mat& x, const Int8Weights& w) {
-  const int64_t M = x.rows, K = w.K;
+namespace {
+
+// Rows of f32 values (row(r, v) fills v with row r) quantised for w's kernel.
+template <class Row>
+QuantizedRows quantize_with(int64_t M, const Int8Weights& w, Row&& row) {
+  const int64_t K = w.K;
   const bool hand = w.kernel != Int8Kernel::OneDnnVnni;
   const bool u8 = w.kernel == Int8Kernel::HandVnni || w.kernel == Int8Kernel::HandAvxVnni;
   const int64_t lda = hand ? w.panels->Kp : K;  // the hand kernels read whole 4-byte k-steps
@@ -197,15 +201,46 @@ QuantizedRows quantize_rows(const Mat& x, const Int8Weights& w) {
   int8_t* q = grow(qa, M * lda);
   float* s = grow(rs, M);
   parallel_for(M, [&](int64_t r0, int64_t r1) {
-    thread_local std::vector<float> row;
-    float* v = grow(row, K);
+    thread_local std::vector<float> buf;
+    float* v = grow(buf, K);
     for (int64_t r = r0; r < r1; ++r) {
-      std::memcpy(v, x.row(r), sizeof(float) * K);
+      row(r, v);
       s[r] = quantize_row(v, K, w.block, q + r * lda, u8);
       std::memset(q + r * lda + K, 0, static_cast<size_t>(lda - K));
     }
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, K)));
   return {q, s, M, lda};
+}
+
+PI0_AVX512 void bf16_row_avx512(const uint16_t* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x + i));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+  }
+}
+
+}  // namespace
+
+QuantizedRows quantize_rows(const Mat& x, const Int8Weights& w) {
+  return quantize_with(x.rows, w, [&](int64_t r, float* v) { std::memcpy(v, x.row(r), sizeof(float) * w.K); });
+}
+
+QuantizedRows quantize_rows_bf16(const uint16_t* x, int64_t M, int64_t ld, const Int8Weights& w) {
+  return quantize_with(M, w, [&](int64_t r, float* v) {
+    if (has_avx512()) return bf16_row_avx512(x + r * ld, w.K, v);
+    for (int64_t k = 0; k < w.K; ++k) v[k] = bf16_to_f32(x[r * ld + k]);
+  });
+}
+
+void int8_geglu_bf16(const Mat& x, const Int8Weights& pair, uint16_t* y, int64_t ldy) {
+  if (x.rows == 0) return;
+  const QuantizedRows a = quantize_rows(x, pair);
+  thread_local std::vector<int32_t> acc;
+  int32_t* c = a.lda <= kVnniKBlock ? nullptr : grow(acc, a.M * pair.N);
+  const S8Epilogue ep{.row_scale = a.scale, .col_scale = pair.col_scale.data(), .ldy = ldy,
+                      .geglu_cols = pair.geglu_cols, .y_bf16 = y};
+  gemm_s8_vnni(reinterpret_cast<const uint8_t*>(a.q), a.lda, a.M, *pair.panels, c, pair.N, ep);
 }
 
 void int8_linear(const Mat& x, const Int8Weights& w, const float* bias, Post post, bool accumulate, const Mat& y,

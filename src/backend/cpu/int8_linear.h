@@ -75,6 +75,12 @@ void int8_product(const QuantizedRows& a, const Int8Weights& w, const float* bia
 // and no [M, F] f32 gate buffer written and read back. can_merge_geglu: both quantised for
 // HandVnni with the same shape and block.
 bool can_merge_geglu(const Int8Weights& gate, const Int8Weights& up);
+// The merged pair with its [M, geglu_cols] output in bf16 (row stride ldy), as the down
+// projection's input, which quantize_rows_bf16 then reads: half the bytes of an f32 [M, F]
+// written and read back (26 MB instead of 53 each way per VLM layer). bf16's 8-bit mantissa is
+// finer than the int8 step the row then gets.
+void int8_geglu_bf16(const Mat& x, const Int8Weights& pair, uint16_t* y, int64_t ldy);
+QuantizedRows quantize_rows_bf16(const uint16_t* x, int64_t M, int64_t ld, const Int8Weights& w);
 Int8Weights merge_geglu(const Int8Weights& gate, const Int8Weights& up);
 
 }  // namespace pi0::cpu
