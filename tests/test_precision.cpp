@@ -2,11 +2,13 @@
 // backend accepts, and the Hadamard transform the int8 scheme rests on.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <vector>
 
 #include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/int8_linear.h"
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/hadamard.h"
 #include "backend/ops.h"
 #include "backend/precision.h"
@@ -91,6 +93,40 @@ TEST(Hadamard, TransformIsOrthogonalUpToScaleAndMatchesTheDefinition) {
     cpu::fwht_blocks(y.data(), len, block);  // H·H = block·I
     for (int64_t i = 0; i < len; ++i) EXPECT_NEAR(y[i], block * x[i], 1e-3 * block);
   }
+}
+
+// The quantiser's one-pass rotation (registers, fused max |y|) gives the bits of the plain
+// level-by-level loop and the exact max, from another buffer or in place, on every block it takes
+// and several blocks per row; so does fwht_blocks (the weights' rotation must match the rows').
+TEST(Hadamard, OnePassTransformWithMaxEqualsTheLevelByLevelLoop) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> n(0.f, 1.f);
+  for (int block : {16, 32, 64, 128, 256, 512, 1024, 2048})
+    for (int64_t blocks : {1, 3}) {
+      SCOPED_TRACE(testing::Message() << "block " << block << " x " << blocks);
+      const int64_t len = blocks * block;
+      std::vector<float> x(len), want, got(len);
+      for (auto& v : x) v = n(rng) * (1.f + 50.f * (rng() % 97 == 0));  // a few outliers
+      want = x;
+      for (int64_t b = 0; b < len; b += block)  // levels h = 1, 2, 4, ..., lower partner first
+        for (int h = 1; h < block; h *= 2)
+          for (int i = 0; i < block; i += 2 * h)
+            for (int j = i; j < i + h; ++j) {
+              const float u = want[b + j], v = want[b + j + h];
+              want[b + j] = u + v;
+              want[b + j + h] = u - v;
+            }
+      std::vector<float> blocks_out = x;
+      cpu::fwht_blocks(blocks_out.data(), len, block);
+      for (int64_t i = 0; i < len; ++i) ASSERT_EQ(blocks_out[i], want[i]) << "fwht_blocks " << i;
+      if (!cpu::has_avx512()) continue;  // the one-pass transform is AVX-512 only
+      float m = 0.f;
+      for (float v : want) m = std::max(m, std::fabs(v));
+      EXPECT_EQ(cpu::fwht_blocks_absmax(x.data(), got.data(), len, block), m);
+      for (int64_t i = 0; i < len; ++i) ASSERT_EQ(got[i], want[i]) << i;
+      EXPECT_EQ(cpu::fwht_blocks_absmax(x.data(), x.data(), len, block), m);  // in place
+      for (int64_t i = 0; i < len; ++i) ASSERT_EQ(x[i], want[i]) << i;
+    }
 }
 
 // The token table (a lookup, not a product) follows the compute type: an F32 checkpoint's stays

@@ -2,6 +2,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "backend/cpu/kernels.h"
 
 namespace pi0::cpu {
@@ -21,48 +23,65 @@ void fwht_scalar(float* x, int64_t n, int block) {
         }
 }
 
-// Butterflies with a partner within 16 lanes (h = 1, 2, 4, 8): y = x[i ^ h] + sign·x[i], sign −1
-// on the lanes whose bit h is set (they hold u − v after the swap).
-AVX512 __m512 fwht16(__m512 v) {
-  alignas(64) static const int32_t idx[4][16] = {
-      {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14},
-      {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13},
-      {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11},
-      {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}};
-  for (int s = 0; s < 4; ++s) {
-    const __mmask16 upper = static_cast<__mmask16>(s == 0 ? 0xAAAA : s == 1 ? 0xCCCC : s == 2 ? 0xF0F0 : 0xFF00);
-    const __m512 p = _mm512_permutexvar_ps(_mm512_load_si512(idx[s]), v);
-    v = _mm512_mask_sub_ps(_mm512_add_ps(p, v), upper, p, v);
-  }
-  return v;
+// Butterflies with a partner within 16 lanes (h = 1, 2, 4, 8), by in-lane and 128-bit-lane
+// shuffles: y = x[i ^ h] + sign·x[i], sign −1 on the lanes whose bit h is set (they hold u − v).
+AVX512 inline __m512 fwht16(__m512 v) {
+  __m512 p = _mm512_permute_ps(v, 0xB1);  // h = 1: swap neighbours
+  v = _mm512_mask_sub_ps(_mm512_add_ps(p, v), 0xAAAA, p, v);
+  p = _mm512_permute_ps(v, 0x4E);  // h = 2: swap pairs
+  v = _mm512_mask_sub_ps(_mm512_add_ps(p, v), 0xCCCC, p, v);
+  p = _mm512_shuffle_f32x4(v, v, 0xB1);  // h = 4: swap 128-bit lanes
+  v = _mm512_mask_sub_ps(_mm512_add_ps(p, v), 0xF0F0, p, v);
+  p = _mm512_shuffle_f32x4(v, v, 0x4E);  // h = 8: swap 256-bit halves
+  return _mm512_mask_sub_ps(_mm512_add_ps(p, v), 0xFF00, p, v);
 }
 
-AVX512 void fwht_avx(float* x, int64_t n, int block) {
-  for (int64_t b = 0; b < n; b += block) {
-    float* y = x + b;
-    for (int i = 0; i < block; i += 16) _mm512_storeu_ps(y + i, fwht16(_mm512_loadu_ps(y + i)));
-    // Two levels (h, 2h) per pass over the row: half the loads and stores of one level per pass
-    // (a 2048 block: 4 passes instead of 7), the bulk of quantising an int8 layer's input.
-    int h = 16;
-    for (; 4 * h <= block; h *= 4)
-      for (int i = 0; i < block; i += 4 * h)
-        for (int j = i; j < i + h; j += 16) {
-          const __m512 a = _mm512_loadu_ps(y + j), b = _mm512_loadu_ps(y + j + h), c = _mm512_loadu_ps(y + j + 2 * h),
-                       d = _mm512_loadu_ps(y + j + 3 * h);
-          const __m512 ab = _mm512_add_ps(a, b), a_b = _mm512_sub_ps(a, b), cd = _mm512_add_ps(c, d),
-                       c_d = _mm512_sub_ps(c, d);
-          _mm512_storeu_ps(y + j, _mm512_add_ps(ab, cd));
-          _mm512_storeu_ps(y + j + h, _mm512_add_ps(a_b, c_d));
-          _mm512_storeu_ps(y + j + 2 * h, _mm512_sub_ps(ab, cd));
-          _mm512_storeu_ps(y + j + 3 * h, _mm512_sub_ps(a_b, c_d));
-        }
-    if (h < block)  // one level left
-      for (int j = 0; j < h; j += 16) {
-        const __m512 u = _mm512_loadu_ps(y + j), v = _mm512_loadu_ps(y + j + h);
-        _mm512_storeu_ps(y + j, _mm512_add_ps(u, v));
-        _mm512_storeu_ps(y + j + h, _mm512_sub_ps(u, v));
+// Butterflies between whole registers, levels h = 1 .. NV/2 (in registers), lower index first.
+template <int NV>
+AVX512 inline void butterflies(__m512 (&v)[NV]) {
+#pragma GCC unroll 4
+  for (int h = 1; h < NV; h *= 2)
+#pragma GCC unroll 16
+    for (int i = 0; i < NV; ++i)
+      if (!(i & h)) {
+        const __m512 a = v[i], b = v[i + h];
+        v[i] = _mm512_add_ps(a, b);
+        v[i + h] = _mm512_sub_ps(a, b);
       }
+}
+
+// Pass A: every chunk of NV·16 values from x through levels 1 .. 8·NV into y; with `last` (the
+// chunk is the whole block) also the running max |y|.
+template <int NV>
+AVX512 void chunks(const float* x, float* y, int64_t n, bool last, __m512& mx) {
+  for (int64_t o = 0; o < n; o += NV * 16) {
+    __m512 v[NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < NV; ++i) v[i] = fwht16(_mm512_loadu_ps(x + o + i * 16));
+    butterflies<NV>(v);
+#pragma GCC unroll 16
+    for (int i = 0; i < NV; ++i) {
+      if (last) mx = _mm512_max_ps(mx, _mm512_abs_ps(v[i]));
+      _mm512_storeu_ps(y + o + i * 16, v[i]);
+    }
   }
+}
+
+// Pass B, blocks of L·256 values: the levels above 128, L vectors 256 values apart, in place.
+template <int L>
+AVX512 void across(float* y, int64_t n, __m512& mx) {
+  for (int64_t b = 0; b < n; b += L * 256)
+    for (int j = 0; j < 256; j += 16) {
+      __m512 v[L];
+#pragma GCC unroll 8
+      for (int c = 0; c < L; ++c) v[c] = _mm512_loadu_ps(y + b + c * 256 + j);
+      butterflies<L>(v);
+#pragma GCC unroll 8
+      for (int c = 0; c < L; ++c) {
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(v[c]));
+        _mm512_storeu_ps(y + b + c * 256 + j, v[c]);
+      }
+    }
 }
 
 // The same on 8 lanes: partners within a vector by permutes (h = 1, 2, 4), then whole vectors.
@@ -88,7 +107,27 @@ __attribute__((target("avx2,fma"))) void fwht_avx2(float* x, int64_t n, int bloc
   }
 }
 
+// fwht_blocks_absmax on AVX-512, block 16 .. 2048: one pass over the row (two above 256) in
+// registers, instead of one per two levels plus a copy and an absmax pass.
+AVX512 float fwht_absmax_avx(const float* x, float* y, int64_t n, int block) {
+  __m512 mx = _mm512_setzero_ps();
+  const bool one = block <= 256;
+  switch (std::min(block, 256)) {
+    case 16: chunks<1>(x, y, n, one, mx); break;
+    case 32: chunks<2>(x, y, n, one, mx); break;
+    case 64: chunks<4>(x, y, n, one, mx); break;
+    case 128: chunks<8>(x, y, n, one, mx); break;
+    default: chunks<16>(x, y, n, one, mx); break;
+  }
+  if (block == 512) across<2>(y, n, mx);
+  else if (block == 1024) across<4>(y, n, mx);
+  else if (block == 2048) across<8>(y, n, mx);
+  return _mm512_reduce_max_ps(mx);
+}
+
 }  // namespace
+
+float fwht_blocks_absmax(const float* x, float* y, int64_t n, int block) { return fwht_absmax_avx(x, y, n, block); }
 
 int hadamard_block(int64_t K) {
   int b = 1;
@@ -97,7 +136,10 @@ int hadamard_block(int64_t K) {
 }
 
 void fwht_blocks(float* x, int64_t n, int block) {
-  if (block >= 16 && has_avx512()) return fwht_avx(x, n, block);
+  if (block >= 16 && block <= 2048 && has_avx512()) {
+    fwht_absmax_avx(x, x, n, block);
+    return;
+  }
   if (block >= 8 && has_avx2_fma()) return fwht_avx2(x, n, block);
   fwht_scalar(x, n, block);
 }

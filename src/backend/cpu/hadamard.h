@@ -18,4 +18,9 @@ int hadamard_block(int64_t K);
 // has it.
 void fwht_blocks(float* x, int64_t n, int block);
 
+// y = x transformed as fwht_blocks does (the same bits; y may be x), and max |y|: the int8
+// quantiser's rotation, in registers, one pass over the row (two above 256 values) instead of a
+// copy, a pass per two levels and an absmax pass. Requires AVX-512 and 16 ≤ block ≤ 2048.
+float fwht_blocks_absmax(const float* x, float* y, int64_t n, int block);
+
 }  // namespace pi0::cpu

@@ -112,11 +112,17 @@ void epilogue_row(const int32_t* acc, int64_t N, float rs, const float* cs, cons
                : epilogue_avx2(acc, N, rs, cs, bias, post, accumulate, y);
 }
 
-// One row of the rotated (or not) values to s8 (+128 as u8 with `offset`); returns its scale (0
-// for an all-zero row).
-float quantize_row(float* v, int64_t K, int block, int8_t* q, bool offset = false) {
-  if (block > 1) fwht_blocks(v, K, block);
-  const float amax = absmax(v, K);
+// One row (src, K values) rotated (or not) into v (src may be v), then to s8 (+128 as u8 with
+// `offset`); returns its scale (0 for an all-zero row).
+float quantize_row(const float* src, float* v, int64_t K, int block, int8_t* q, bool offset = false) {
+  float amax;
+  if (block >= 16 && has_avx512()) {
+    amax = fwht_blocks_absmax(src, v, K, block);
+  } else {
+    if (src != v) std::memcpy(v, src, sizeof(float) * static_cast<size_t>(K));
+    if (block > 1) fwht_blocks(v, K, block);
+    amax = absmax(v, K);
+  }
   const float scale = amax > 0 ? amax / 127.f : 0.f;
   quantize(v, K, scale > 0 ? 1.f / scale : 0.f, q, offset);
   return scale;
@@ -171,7 +177,7 @@ Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme sche
     for (int64_t n = n0; n < n1; ++n) {
       row_f32(flat, n, r.K, row.data());
       int8_t* dst = ours ? qrow.data() : q.data() + n * r.K;
-      r.col_scale[n] = quantize_row(row.data(), r.K, r.block, dst) / static_cast<float>(r.block);
+      r.col_scale[n] = quantize_row(row.data(), row.data(), r.K, r.block, dst) / static_cast<float>(r.block);
       if (ours) put_s8_row(panels, n, dst);
     }
   }, 16);
@@ -189,7 +195,8 @@ bool same_quantized_input(const Int8Weights& a, const Int8Weights& b) {
 
 namespace {
 
-// Rows of f32 values (row(r, v) fills v with row r) quantised for w's kernel.
+// Rows of f32 values quantised for w's kernel: row(r, v) returns row r, in place in the scratch
+// row v (a conversion) or where it lies (rotated from there into v).
 template <class Row>
 QuantizedRows quantize_with(int64_t M, const Int8Weights& w, Row&& row) {
   const int64_t K = w.K;
@@ -204,8 +211,7 @@ QuantizedRows quantize_with(int64_t M, const Int8Weights& w, Row&& row) {
     thread_local std::vector<float> buf;
     float* v = grow(buf, K);
     for (int64_t r = r0; r < r1; ++r) {
-      row(r, v);
-      s[r] = quantize_row(v, K, w.block, q + r * lda, u8);
+      s[r] = quantize_row(row(r, v), v, K, w.block, q + r * lda, u8);
       std::memset(q + r * lda + K, 0, static_cast<size_t>(lda - K));
     }
   }, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, K)));
@@ -223,13 +229,14 @@ PI0_AVX512 void bf16_row_avx512(const uint16_t* x, int64_t n, float* y) {
 }  // namespace
 
 QuantizedRows quantize_rows(const Mat& x, const Int8Weights& w) {
-  return quantize_with(x.rows, w, [&](int64_t r, float* v) { std::memcpy(v, x.row(r), sizeof(float) * w.K); });
+  return quantize_with(x.rows, w, [&](int64_t r, float*) -> const float* { return x.row(r); });
 }
 
 QuantizedRows quantize_rows_bf16(const uint16_t* x, int64_t M, int64_t ld, const Int8Weights& w) {
-  return quantize_with(M, w, [&](int64_t r, float* v) {
-    if (has_avx512()) return bf16_row_avx512(x + r * ld, w.K, v);
-    for (int64_t k = 0; k < w.K; ++k) v[k] = bf16_to_f32(x[r * ld + k]);
+  return quantize_with(M, w, [&](int64_t r, float* v) -> const float* {
+    if (has_avx512()) bf16_row_avx512(x + r * ld, w.K, v);
+    else for (int64_t k = 0; k < w.K; ++k) v[k] = bf16_to_f32(x[r * ld + k]);
+    return v;
   });
 }
 
