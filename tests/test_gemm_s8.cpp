@@ -86,10 +86,12 @@ TEST(GemmS8Vnni, EqualsThePlainLoopOnTailsAndOddWidths) {
   if (!cpu::gemm_s8_vnni_supported()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   std::mt19937 rng(13);
   // Rows 1..13 cover every row tail of the 6-row tile, N every panel-group tail of 64 channels,
-  // K = 9000 three K blocks (the last one short).
+  // K = 9000 three K blocks (the last one short). From 256 rows on, runs of 4 groups take turns
+  // on each row tile: 257 rows with 359 channels (5 groups + a short one, split over the threads),
+  // at one K block and at two.
   for (auto [M, K, N] : {std::tuple{1, 4, 16}, {1, 1, 1}, {3, 5, 17}, {4, 8, 15}, {5, 7, 33}, {7, 1030, 9},
                          {51, 1024, 64}, {17, 1152, 70}, {9, 4304, 48}, {2, 2050, 31}, {6, 13, 8}, {13, 64, 129},
-                         {12, 9000, 80}, {8, 256, 200}, {11, 36, 113}})
+                         {12, 9000, 80}, {8, 256, 200}, {11, 36, 113}, {257, 1030, 359}, {256, 4100, 140}})
     check(M, K, N, rng, 0, Kernel::Vnni);
 }
 
