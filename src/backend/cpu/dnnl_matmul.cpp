@@ -1,7 +1,5 @@
 #include "backend/cpu/dnnl_matmul.h"
 
-#include <sys/mman.h>
-
 #include <dnnl.hpp>
 #include <algorithm>
 #include <map>
@@ -11,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/cpu/huge_buffer.h"
 #include "backend/cpu/kernels.h"
 #include "pi0/error.h"
 
@@ -86,36 +85,8 @@ std::map<Key, Entry>& cache() {
 }  // namespace
 
 
-// Packed weights live in their own anonymous mapping advised into transparent huge pages: the
-// GEMMs stream gigabytes of them (fewer TLB misses), and zero-filling a std::vector first cost
-// 13 s of page faults when loading full-size π0 (the reorder writes every byte anyway).
-class HugeBuffer {
- public:
-  HugeBuffer() = default;
-  explicit HugeBuffer(size_t n) : size_((n + kPage - 1) / kPage * kPage) {
-    if (size_ == 0) return;
-    void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw Error({.message = "out of memory for packed weights", .got = std::to_string(n) + " bytes"});
-    madvise(p, size_, MADV_HUGEPAGE);  // advice only: without THP the buffer still works
-    data_ = static_cast<uint8_t*>(p);
-  }
-  HugeBuffer(const HugeBuffer&) = delete;
-  HugeBuffer& operator=(HugeBuffer&& o) noexcept {
-    std::swap(size_, o.size_);
-    std::swap(data_, o.data_);
-    return *this;
-  }
-  ~HugeBuffer() {
-    if (data_) munmap(data_, size_);
-  }
-  uint8_t* data() const { return data_; }
-
- private:
-  static constexpr size_t kPage = 4096;
-  size_t size_ = 0;
-  uint8_t* data_ = nullptr;
-};
-
+// Packed weights live in a HugeBuffer (huge_buffer.h): zero-filling a std::vector first cost 13 s of
+// page faults when loading full-size π0 (the reorder writes every byte anyway).
 struct PackedWeights {
   dnnl::memory::desc desc;
   int64_t id = 0;  // distinguishes layouts in the primitive cache

@@ -73,8 +73,6 @@ PI0_AVX2 void micro(const int8_t* a, int64_t lda, const int8_t* panel, int64_t k
   if constexpr (MR > 3) store_row(c + 3 * ldc, c3l, c3h, cols);
 }
 
-void free_aligned(void* p) { ::operator delete(p, std::align_val_t{64}); }
-
 }  // namespace
 
 bool gemm_s8_supported() { return has_avx2_fma(); }
@@ -85,18 +83,13 @@ S8Panels alloc_s8_panels(int64_t N, int64_t K) {
   p.K = K;
   p.Kp = (K + 3) / 4 * 4;
   p.panels = (N + kNR - 1) / kNR;
-  p.data = {static_cast<int8_t*>(::operator new(static_cast<size_t>(p.panels * kNR * p.Kp), std::align_val_t{64})),
-            free_aligned};
+  p.data = HugeBuffer(static_cast<size_t>(p.panels * kNR * p.Kp));  // zero until written: the padding stays zero
   p.comp.assign(static_cast<size_t>(p.panels * kNR), 0);
-  int8_t* d = p.data.get();
-  parallel_for(p.panels, [&](int64_t p0, int64_t p1) {
-    std::memset(d + p0 * kNR * p.Kp, 0, static_cast<size_t>((p1 - p0) * kNR * p.Kp));
-  });
   return p;
 }
 
 void put_s8_row(S8Panels& p, int64_t n, const int8_t* row) {
-  int8_t* panel = p.data.get() + (n / kNR) * kNR * p.Kp + (n % kNR) * 4;
+  int8_t* panel = p.bytes() + (n / kNR) * kNR * p.Kp + (n % kNR) * 4;
   int32_t sum = 0;
   for (int64_t k = 0; k < p.K; ++k) {
     panel[(k / 4) * 64 + k % 4] = row[k];
@@ -116,7 +109,7 @@ S8Panels merge_geglu_panels(const S8Panels& gate, const S8Panels& up, const floa
       const float* scale = h == 0 ? gate_scale : up_scale;
       for (int64_t p = 2 * i; p < std::min<int64_t>(2 * i + 2, src.panels); ++p) {
         const int64_t dst = 4 * i + 2 * h + (p - 2 * i);
-        std::memcpy(m.data.get() + dst * bytes, src.data.get() + p * bytes, static_cast<size_t>(bytes));
+        std::memcpy(m.bytes() + dst * bytes, src.bytes() + p * bytes, static_cast<size_t>(bytes));
         for (int64_t j = 0; j < kNR && p * kNR + j < F; ++j) {
           m.comp[dst * kNR + j] = src.comp[p * kNR + j];
           col_scale[dst * kNR + j] = scale[p * kNR + j];
@@ -139,7 +132,7 @@ void gemm_s8(const int8_t* a, int64_t lda, int64_t M, const S8Panels& b, int32_t
   const int64_t ksteps = b.Kp / 4;
   constexpr decltype(&micro<1>) kMicro[kMR + 1] = {nullptr, micro<1>, micro<2>, micro<3>, micro<4>};
   for_each_panel_tile(b, M, kMR, [&](int64_t pi, int64_t r, int mr, int cols) {
-    kMicro[mr](a + r * lda, lda, b.data.get() + pi * kNR * b.Kp, ksteps, c + r * ldc + pi * kNR, ldc, cols);
+    kMicro[mr](a + r * lda, lda, b.bytes() + pi * kNR * b.Kp, ksteps, c + r * ldc + pi * kNR, ldc, cols);
   });
 }
 

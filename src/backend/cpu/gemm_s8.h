@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/cpu/dnnl_matmul.h"  // Post
+#include "backend/cpu/huge_buffer.h"
 #include "pi0/threads.h"
 
 namespace pi0::cpu {
@@ -19,7 +20,8 @@ namespace pi0::cpu {
 // N is padded to a multiple of 16 and K to a multiple of 4 with zeros.
 struct S8Panels {
   int64_t N = 0, K = 0, Kp = 0, panels = 0;
-  std::unique_ptr<int8_t, void (*)(void*)> data{nullptr, nullptr};
+  HugeBuffer data;  // panels · 16 · Kp bytes, in huge pages where THP allows (streamed by the gigabyte)
+  int8_t* bytes() const { return reinterpret_cast<int8_t*>(data.data()); }
   // 128 · Σ_k w[n, k] per channel (panels · 16, zero past N): what the VNNI kernel subtracts
   // because it multiplies activations offset by +128 (vpdpbusd takes u8 × s8).
   std::vector<int32_t> comp;

@@ -169,7 +169,7 @@ void run(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels& b, int32_t
             const int64_t p0 = g * kNP;
             const int np = static_cast<int>(std::min<int64_t>(kNP, b.panels - p0));
             const int cols = static_cast<int>(std::min<int64_t>(kNR, b.N - (p0 + np - 1) * kNR));
-            kTiles[np][mr](a_u8 + r * lda, lda, b.data.get() + p0 * panel_bytes, panel_bytes, s0, s1,
+            kTiles[np][mr](a_u8 + r * lda, lda, b.bytes() + p0 * panel_bytes, panel_bytes, s0, s1,
                            b.comp.data() + p0 * kNR, first, last, cols, c ? c + p0 * kNR + r * ldc : nullptr, ldc, ep, r,
                            p0 * kNR);
           }
@@ -235,7 +235,7 @@ void gemm_s8_avxvnni(const uint8_t* a_u8, int64_t lda, int64_t M, const S8Panels
   if (M == 0 || b.N == 0) return;
   const int64_t ksteps = b.Kp / 4;
   for_each_panel_tile(b, M, kMR, [&](int64_t pi, int64_t r, int mr, int cols) {
-    kTilesYmm[mr](a_u8 + r * lda, lda, b.data.get() + pi * kNR * b.Kp, ksteps, b.comp.data() + pi * kNR, cols,
+    kTilesYmm[mr](a_u8 + r * lda, lda, b.bytes() + pi * kNR * b.Kp, ksteps, b.comp.data() + pi * kNR, cols,
                   c + r * ldc + pi * kNR, ldc);
   });
 }
