@@ -116,7 +116,7 @@ void epilogue_row(const int32_t* acc, int64_t N, float rs, const float* cs, cons
 // `offset`); returns its scale (0 for an all-zero row).
 float quantize_row(const float* src, float* v, int64_t K, int block, int8_t* q, bool offset = false) {
   float amax;
-  if (block >= 16 && has_avx512()) {
+  if (block >= 16 && block <= 2048 && has_avx512()) {
     amax = fwht_blocks_absmax(src, v, K, block);
   } else {
     if (src != v) std::memcpy(v, src, sizeof(float) * static_cast<size_t>(K));
@@ -186,11 +186,19 @@ Int8Weights quantize_weights(const Tensor& w, int64_t rows_hint, Int8Scheme sche
   return r;
 }
 
+namespace {
+
+// How a kernel wants its rows: our kernels read rows padded to whole 4-byte k-steps (lda = Kp),
+// the VNNI ones as u8 (s8 + 128).
+bool hand_kernel(Int8Kernel k) { return k != Int8Kernel::OneDnnVnni; }
+bool u8_input(Int8Kernel k) { return k == Int8Kernel::HandVnni || k == Int8Kernel::HandAvxVnni; }
+int64_t row_bytes(const Int8Weights& w) { return hand_kernel(w.kernel) ? w.panels->Kp : w.K; }
+
+}  // namespace
+
 bool same_quantized_input(const Int8Weights& a, const Int8Weights& b) {
-  const bool ha = a.kernel != Int8Kernel::OneDnnVnni, hb = b.kernel != Int8Kernel::OneDnnVnni;
-  const bool ua = a.kernel == Int8Kernel::HandVnni || a.kernel == Int8Kernel::HandAvxVnni;
-  const bool ub = b.kernel == Int8Kernel::HandVnni || b.kernel == Int8Kernel::HandAvxVnni;
-  return a.K == b.K && a.block == b.block && ha == hb && ua == ub && (!ha || a.panels->Kp == b.panels->Kp);
+  return a.K == b.K && a.block == b.block && hand_kernel(a.kernel) == hand_kernel(b.kernel) &&
+         u8_input(a.kernel) == u8_input(b.kernel) && row_bytes(a) == row_bytes(b);
 }
 
 namespace {
@@ -199,10 +207,8 @@ namespace {
 // row v (a conversion) or where it lies (rotated from there into v).
 template <class Row>
 QuantizedRows quantize_with(int64_t M, const Int8Weights& w, Row&& row) {
-  const int64_t K = w.K;
-  const bool hand = w.kernel != Int8Kernel::OneDnnVnni;
-  const bool u8 = w.kernel == Int8Kernel::HandVnni || w.kernel == Int8Kernel::HandAvxVnni;
-  const int64_t lda = hand ? w.panels->Kp : K;  // the hand kernels read whole 4-byte k-steps
+  const int64_t K = w.K, lda = row_bytes(w);
+  const bool u8 = u8_input(w.kernel);
   thread_local std::vector<int8_t> qa;
   thread_local std::vector<float> rs;
   int8_t* q = grow(qa, M * lda);
